@@ -1,0 +1,1 @@
+"""Infrastructure adapters: PostgreSQL engines, Redis clients, migrations. No GraphQL here."""

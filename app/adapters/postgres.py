@@ -1,0 +1,39 @@
+"""PostgreSQL engines for the write and read stores (SQLAlchemy 2 async over asyncpg)."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def asyncpg_url(url: str) -> str:
+    """Turn a libpq-style URL (postgres://, postgresql://) into SQLAlchemy's asyncpg form."""
+    scheme, _, rest = url.partition("://")
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+asyncpg://{rest}"
+    return url
+
+
+def create_engine(url: str, *, pool_size: int, connect_timeout_s: float) -> AsyncEngine:
+    """An engine whose connections fail fast when the server is away and recover when it returns."""
+    return create_async_engine(
+        make_url(asyncpg_url(url)),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=connect_timeout_s,
+        # A pooled connection may be dead after a server restart; check it on checkout.
+        pool_pre_ping=True,
+        connect_args={"timeout": connect_timeout_s, "server_settings": {"timezone": "UTC"}},
+    )
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raise unless the database answers a trivial query."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for logs and error messages."""
+    return make_url(asyncpg_url(url)).render_as_string(hide_password=True)

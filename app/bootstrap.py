@@ -1,0 +1,98 @@
+"""The composition root: engines and clients are made here, at start-up, never at import."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.adapters import postgres
+from app.adapters import redis as redis_adapter
+from app.adapters.migrations import History, require_current, upgrade
+from app.settings import Settings
+
+log = logging.getLogger("app.bootstrap")
+
+
+class NotConfiguredError(RuntimeError):
+    """A store URL is missing where it must have been resolved already."""
+
+
+@dataclass(frozen=True)
+class Services:
+    """The adapters one process shares between requests and background loops."""
+
+    settings: Settings
+    write_engine: AsyncEngine
+    read_engine: AsyncEngine
+    redis: Redis
+
+
+def _required(value: str | None, variable: str) -> str:
+    if value is None:
+        raise NotConfiguredError(f"{variable} is not set and no embedded server was started")
+    return value
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Create the engines and the Redis client; dispose of them on exit."""
+    write, read = (
+        postgres.create_engine(
+            _required(url, variable),
+            pool_size=settings.db_pool_size,
+            connect_timeout_s=settings.db_connect_timeout_s,
+        )
+        for url, variable in (
+            (settings.database_url, "SHOP_DATABASE_URL"),
+            (settings.read_database_url, "SHOP_READ_DATABASE_URL"),
+        )
+    )
+    redis = redis_adapter.create_redis(
+        _required(settings.redis_url, "SHOP_REDIS_URL"), timeout_s=settings.readiness_timeout_s
+    )
+    try:
+        yield Services(settings, write, read, redis)
+    finally:
+        await redis.aclose()
+        await asyncio.gather(write.dispose(), read.dispose())
+
+
+async def migrate(services: Services) -> None:
+    """Bring both stores to the code's schema."""
+    await upgrade(services.write_engine, History.WRITE)
+    await upgrade(services.read_engine, History.READ)
+
+
+async def require_migrated(services: Services) -> None:
+    """Refuse to go on against stores whose schema does not match this code."""
+    await require_current(services.write_engine, History.WRITE)
+    await require_current(services.read_engine, History.READ)
+
+
+async def readiness(services: Services) -> dict[str, str]:
+    """Ask each store to answer within the readiness timeout; 'ok' or the reason it did not."""
+    checks: dict[str, Awaitable[None]] = {
+        "write_store": postgres.ping(services.write_engine),
+        "read_store": postgres.ping(services.read_engine),
+        "redis": redis_adapter.ping(services.redis),
+    }
+    timeout = services.settings.readiness_timeout_s
+    results = await asyncio.gather(
+        *(asyncio.wait_for(check, timeout) for check in checks.values()), return_exceptions=True
+    )
+    return {
+        name: "ok" if result is None else _reason(result)
+        for name, result in zip(checks, results, strict=True)
+    }
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    return f"{type(error).__name__}: {error}".strip().splitlines()[0][:200]

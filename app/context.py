@@ -1,0 +1,21 @@
+"""The typed GraphQL context (``Info[Context, None]``), made once per request or socket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from app.bootstrap import Services
+
+
+@dataclass
+class Context:
+    """What resolvers may use: the process's services and the current request."""
+
+    services: Services
+    request: Request | WebSocket
+    response: Response | WebSocket
+    request_id: str

@@ -1,0 +1,39 @@
+"""Hide unexpected errors from clients: a code and a request id go out, the details to the log."""
+
+from __future__ import annotations
+
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from app.request_id import current_request_id
+
+
+class ClientError(Exception):
+    """An error whose message is meant for the client (bad token, bad cursor, ...)."""
+
+    code = "VALIDATION"
+
+
+def _unexpected(error: GraphQLError) -> bool:
+    # Errors without an original exception come from parsing and validation: they are
+    # about the client's document and safe to show as they are.
+    original = error.original_error
+    return original is not None and not isinstance(original, ClientError)
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """Replace the message of every unexpected error with a code and the request id."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=_unexpected)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        request_id = current_request_id.get()
+        return GraphQLError(
+            message=f"Internal error; quote request id {request_id} when reporting it.",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "INTERNAL", "requestId": request_id},
+        )

@@ -1,0 +1,1 @@
+"""The event contract: versioned event types and their one JSON serialization."""

@@ -1,0 +1,41 @@
+"""Builds the GraphQL schema: the one place the feature types are merged."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import (
+    AddValidationRules,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
+
+from app.error_masking import MaskUnexpectedErrors
+from app.queries.service import ServiceQuery
+from app.role_rules import RULES_BY_ROLE
+from app.settings import Role
+
+
+@strawberry.type
+class Query(ServiceQuery):
+    """Every read the API offers."""
+
+
+def _extensions(role: Role) -> list[type[SchemaExtension] | object]:
+    rules = list(RULES_BY_ROLE[role])
+    return [
+        ParserCache,
+        ValidationCache,
+        # Factories, not instances: strawberry makes one per request. The rule classes are
+        # import-time constants, so the validation cache still hits.
+        lambda: AddValidationRules(rules),
+        MaskUnexpectedErrors,
+    ]
+
+
+def create_schema(role: Role = Role.ALL) -> strawberry.Schema:
+    """The schema one process serves; the role only adds validation rules."""
+    return strawberry.Schema(query=Query, extensions=_extensions(role))  # type: ignore[arg-type]
+
+
+schema = create_schema()

@@ -1,0 +1,102 @@
+"""Settings read from the environment (``SHOP_*``), validated once at start-up."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class Role(StrEnum):
+    """Which part of the system one API process serves."""
+
+    ALL = "all"
+    COMMAND = "command"
+    QUERY = "query"
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the variable and the problem."""
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told from outside."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOP_", extra="ignore", frozen=True)
+
+    database_url: str | None = None
+    read_database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".shop-data")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    role: Role = Role.ALL
+    workers: int = Field(1, ge=1, le=64)
+    log_level: str = "info"
+
+    redis_prefix: str = Field("shop", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    db_pool_size: int = Field(10, ge=1, le=200)
+    db_connect_timeout_s: float = Field(5.0, gt=0, le=120)
+    readiness_timeout_s: float = Field(2.0, gt=0, le=60)
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("database_url", "read_database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        return _check_scheme(value, _POSTGRES_SCHEMES)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        return _check_scheme(value, _REDIS_SCHEMES)
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        levels = ("critical", "error", "warning", "info", "debug")
+        if value.lower() not in levels:
+            raise ValueError(f"must be one of {', '.join(levels)}")
+        return value.lower()
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """True when at least one store is served by the embedded servers."""
+        return None in (self.database_url, self.read_database_url, self.redis_url)
+
+
+def _check_scheme(value: str | None, schemes: tuple[str, ...]) -> str | None:
+    if value is None or not value.strip():
+        return None
+    scheme, sep, _ = value.partition("://")
+    if not sep or scheme not in schemes:
+        raise ValueError(
+            f"must be a URL starting with one of {', '.join(s + '://' for s in schemes)}"
+        )
+    return value.strip()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning pydantic's report into one clear message per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = "SHOP_" + "_".join(str(part) for part in item["loc"]).upper()
+            given = item.get("input")
+            problems.append(f"{name}={given!r}: {item['msg']}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems)) from None

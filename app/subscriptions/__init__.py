@@ -1,0 +1,1 @@
+"""GraphQL subscriptions: live updates as projections catch up."""

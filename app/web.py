@@ -1,0 +1,82 @@
+"""The ASGI application: GraphQL over HTTP and WebSocket, health and readiness."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from app.bootstrap import Services, open_services, readiness, require_migrated
+from app.context import Context
+from app.logs import configure_logging
+from app.request_id import RequestIdMiddleware
+from app.schema import create_schema
+from app.settings import Role, Settings, load_settings
+from app.worker import pipeline_loops, running_loops
+
+log = logging.getLogger("app.web")
+
+
+class ShopGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI view with the shop's typed context."""
+
+    async def get_context(self, request: Request | WebSocket, response: object) -> Context:
+        return Context(
+            services=request.app.state.services,
+            request=request,
+            response=response,  # type: ignore[arg-type]
+            request_id=request.scope.get("state", {}).get("request_id", "-"),
+        )
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Liveness: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: both stores and Redis answer in time."""
+    services: Services = request.app.state.services
+    checks = await readiness(services)
+    ready = all(result == "ok" for result in checks.values())
+    body = {"status": "ready" if ready else "unavailable", "role": services.settings.role, **checks}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the application for one process; stores are opened by its lifespan."""
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    graphql = ShopGraphQL(
+        create_schema(settings.role),
+        keep_alive=True,
+        keep_alive_interval=15,
+        allowed_origins=settings.allowed_origins,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            services = await stack.enter_async_context(open_services(settings))
+            await require_migrated(services)
+            app.state.services = services
+            if settings.role is Role.ALL:
+                await stack.enter_async_context(running_loops(services, pipeline_loops()))
+            log.info("serving role %s", settings.role.value)
+            yield
+
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIdMiddleware)])

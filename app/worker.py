@@ -1,0 +1,59 @@
+"""Background loops (the outbox relay and the projectors), supervised and stopped cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from app.bootstrap import Services
+
+log = logging.getLogger("app.worker")
+
+_MAX_BACKOFF_S = 30.0
+
+
+class BackgroundLoop(Protocol):
+    """A loop that runs until cancelled."""
+
+    name: str
+
+    async def run(self, services: Services) -> None: ...
+
+
+def pipeline_loops() -> list[BackgroundLoop]:
+    """The loops a worker runs. The event pipeline registers its relay and projectors here."""
+    return []
+
+
+async def supervise(loop: BackgroundLoop, services: Services, first_backoff_s: float = 0.5) -> None:
+    """Run a loop; if it fails, log it and start it again after a growing pause."""
+    backoff = first_backoff_s
+    while True:
+        try:
+            await loop.run(services)
+            log.warning("loop %s returned; starting it again", loop.name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("loop %s failed; restarting in %.1f s", loop.name, backoff)
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+
+@asynccontextmanager
+async def running_loops(
+    services: Services, loops: Sequence[BackgroundLoop]
+) -> AsyncIterator[list[asyncio.Task[None]]]:
+    """Run the loops in the background for the duration of the block, then cancel them."""
+    tasks = [asyncio.create_task(supervise(loop, services), name=loop.name) for loop in loops]
+    log.info("worker loops running: %s", ", ".join(loop.name for loop in loops) or "none")
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        log.info("worker loops stopped")

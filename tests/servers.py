@@ -1,0 +1,58 @@
+"""Serve the application for a test: in-process with uvicorn, or as a `shop` subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from app.settings import Settings
+from app.web import create_app
+
+
+@dataclass(frozen=True)
+class ServerUnderTest:
+    """Where a running server answers."""
+
+    base_url: str
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.base_url}/graphql"
+
+    @property
+    def ws_url(self) -> str:
+        return self.graphql_url.replace("http://", "ws://", 1)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def running_server(settings: Settings) -> AsyncIterator[ServerUnderTest]:
+    """Run the app in this event loop until the block ends; fail if it does not start."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        config = uvicorn.Config(create_app(settings), log_config=None, lifespan="on")
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve(sockets=[listener]))
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the server stopped while starting")
+            await asyncio.sleep(0.02)
+        try:
+            yield ServerUnderTest(f"http://127.0.0.1:{port}")
+        finally:
+            server.should_exit = True
+            await task

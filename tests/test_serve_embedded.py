@@ -1,0 +1,165 @@
+"""`shop serve` on the embedded default, as a user runs it: subprocesses, signals, kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import psutil
+import pytest
+import redis
+
+from app.embedded import EmbeddedServers
+from tests.servers import free_port
+
+pytestmark = pytest.mark.slow
+
+STARTUP_DEADLINE_S = 90
+
+
+def _clean_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
+    return {**env, "SHOP_DATA_DIR": str(data_dir)}
+
+
+def start(shop_bin: Path, data_dir: Path, *args: str) -> subprocess.Popen[bytes]:
+    """Start a `shop` command in its own process group, as a terminal would."""
+    log = (data_dir.parent / f"shop-{time.monotonic_ns()}.log").open("wb")
+    return subprocess.Popen(
+        [shop_bin, *args],
+        env=_clean_env(data_dir),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_for_graphql(port: int, process: subprocess.Popen[bytes]) -> float:
+    """Seconds until `{ __typename }` answers; fails if the process dies first."""
+    started = time.monotonic()
+    while time.monotonic() - started < STARTUP_DEADLINE_S:
+        assert process.poll() is None, f"shop exited early with {process.returncode}"
+        try:
+            response = httpx.post(
+                f"http://127.0.0.1:{port}/graphql", json={"query": "{ __typename }"}, timeout=2
+            )
+            if response.json() == {"data": {"__typename": "Query"}}:
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"no answer on port {port} within {STARTUP_DEADLINE_S} s")
+
+
+def server_pids(data_dir: Path) -> tuple[int, int]:
+    """The postmaster and redis-server pids, read from their pid files."""
+    postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    redis_pid = int((data_dir / "redis" / "redis.pid").read_text().strip())
+    return postmaster, redis_pid
+
+
+def postmasters_on(data_dir: Path) -> list[int]:
+    """Pids of every PostgreSQL postmaster serving this data folder."""
+    pgdata = str((data_dir / "postgres").resolve())
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if process.info["name"] == "postgres" and pgdata in cmdline:
+            found.append(process.pid)
+    return found
+
+
+def wait_gone(pid: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, f"process {pid} still running"
+        time.sleep(0.1)
+
+
+async def _sql(url: str, statement: str) -> object:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval(statement)
+    finally:
+        await connection.close()
+
+
+def with_embedded(
+    data_dir: Path, write_sql: str, redis_command: tuple[str, ...]
+) -> tuple[object, object]:
+    """Use the running embedded servers from the test process (sharing them), then let go."""
+    servers = EmbeddedServers(data_dir)
+    urls = servers.start()
+    try:
+        assert urls.write_database_url
+        assert urls.redis_url
+        row = asyncio.run(_sql(urls.write_database_url, write_sql))
+        client = redis.Redis.from_url(urls.redis_url, decode_responses=True)
+        try:
+            value = client.execute_command(*redis_command)
+        finally:
+            client.close()
+        return row, value
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "shop-data"
+    yield path
+    for pid in postmasters_on(path):  # never leave a server behind a failed test
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_serve_survives_kill_9_without_a_second_server(shop_bin: Path, data_dir: Path) -> None:
+    port = free_port()
+    first = start(shop_bin, data_dir, "serve", "--port", str(port))
+    wait_for_graphql(port, first)
+    pids = server_pids(data_dir)
+    with_embedded(
+        data_dir, "CREATE TABLE marker AS SELECT 42 AS answer; SELECT 1", ("SET", "marker", "42")
+    )
+
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    assert all(psutil.pid_exists(pid) for pid in pids)  # orphaned, still serving
+
+    second = start(shop_bin, data_dir, "serve", "--port", str(port))
+    wait_for_graphql(port, second)
+    assert server_pids(data_dir) == pids
+    assert postmasters_on(data_dir) == [pids[0]]
+    assert with_embedded(data_dir, "SELECT answer FROM marker", ("GET", "marker")) == (42, "42")
+
+    second.send_signal(signal.SIGINT)  # Ctrl-C
+    assert second.wait(30) == 0
+    for pid in pids:
+        wait_gone(pid)
+
+
+def test_serve_and_worker_share_one_set_of_servers(shop_bin: Path, data_dir: Path) -> None:
+    port = free_port()
+    serve = start(shop_bin, data_dir, "serve", "--port", str(port), "--workers", "2")
+    wait_for_graphql(port, serve)
+    worker = start(shop_bin, data_dir, "worker")
+    pids = server_pids(data_dir)
+    time.sleep(2)
+    assert worker.poll() is None
+
+    serve.send_signal(signal.SIGTERM)
+    serve.wait(30)
+    time.sleep(1)
+    assert all(psutil.pid_exists(pid) for pid in pids)  # the worker still uses them
+    assert postmasters_on(data_dir) == [pids[0]]
+
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    for pid in pids:
+        wait_gone(pid)

@@ -1,0 +1,99 @@
+"""The HTTP and WebSocket surface of a running server: GraphQL, GraphiQL, health, readiness."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import websockets
+
+from app.settings import Role, Settings
+from tests.servers import ServerUnderTest, running_server
+
+
+async def test_typename_answers_over_post(server: ServerUnderTest) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(server.graphql_url, json={"query": "{ __typename }"})
+    assert response.status_code == 200
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_queries_are_answered_over_get(server: ServerUnderTest) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(server.graphql_url, params={"query": "{ service { name } }"})
+    assert response.json() == {"data": {"service": {"name": "cqrs-shop"}}}
+
+
+async def test_graphiql_is_served_to_browsers(server: ServerUnderTest) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(server.graphql_url, headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+async def test_every_response_carries_a_request_id(server: ServerUnderTest) -> None:
+    async with httpx.AsyncClient() as client:
+        given = await client.get(f"{server.base_url}/healthz", headers={"X-Request-ID": "abc-1"})
+        made = await client.get(f"{server.base_url}/healthz")
+    assert given.headers["x-request-id"] == "abc-1"
+    assert len(made.headers["x-request-id"]) == 32
+
+
+async def test_healthz_and_readyz_report_ok(server: ServerUnderTest) -> None:
+    async with httpx.AsyncClient() as client:
+        health = await client.get(f"{server.base_url}/healthz")
+        ready = await client.get(f"{server.base_url}/readyz")
+    assert health.json() == {"status": "ok"}
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ready",
+        "role": "all",
+        "write_store": "ok",
+        "read_store": "ok",
+        "redis": "ok",
+    }
+
+
+async def test_readyz_is_unavailable_when_redis_does_not_answer(settings: Settings) -> None:
+    unreachable = settings.model_copy(update={"redis_url": "redis://127.0.0.1:9/0"})
+    async with running_server(unreachable) as server, httpx.AsyncClient() as client:
+        ready = await client.get(f"{server.base_url}/readyz")
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["status"] == "unavailable"
+    assert body["redis"] != "ok"
+    assert body["write_store"] == "ok"
+
+
+@pytest.mark.parametrize("subprotocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_websocket_speaks_both_subprotocols(
+    server: ServerUnderTest, subprotocol: str
+) -> None:
+    async with websockets.connect(server.ws_url, subprotocols=[subprotocol]) as socket:  # type: ignore[list-item]
+        await socket.send(json.dumps({"type": "connection_init", "payload": {}}))
+        ack = json.loads(await socket.recv())
+    assert socket.subprotocol == subprotocol
+    assert ack["type"] == "connection_ack"
+
+
+async def test_a_query_role_process_refuses_mutations(settings: Settings) -> None:
+    query_role = settings.model_copy(update={"role": Role.QUERY})
+    async with running_server(query_role) as server, httpx.AsyncClient() as client:
+        refused = await client.post(server.graphql_url, json={"query": "mutation { __typename }"})
+        answered = await client.post(server.graphql_url, json={"query": "{ service { role } }"})
+    messages = [error["message"] for error in refused.json()["errors"]]
+    assert any("serves the query role" in message for message in messages)
+    assert answered.json() == {"data": {"service": {"role": "query"}}}
+
+
+async def test_a_command_role_process_refuses_subscriptions(settings: Settings) -> None:
+    command_role = settings.model_copy(update={"role": Role.COMMAND})
+    async with running_server(command_role) as server, httpx.AsyncClient() as client:
+        refused = await client.post(
+            server.graphql_url, json={"query": "subscription { __typename }"}
+        )
+        answered = await client.post(server.graphql_url, json={"query": "{ __typename }"})
+    messages = [error["message"] for error in refused.json()["errors"]]
+    assert any("serves the command role" in message for message in messages)
+    assert answered.json() == {"data": {"__typename": "Query"}}
