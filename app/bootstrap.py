@@ -6,31 +6,31 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters import postgres
 from app.adapters import redis as redis_adapter
 from app.adapters.migrations import History, require_current, upgrade
+from app.services import Services
 from app.settings import Settings
+from app.write.bus import CommandBus
+from app.write.handlers import HANDLERS
+from app.write.middleware import (
+    CommandMetrics,
+    allow_all,
+    authorization,
+    idempotent,
+    log_commands,
+    transaction,
+)
 
 log = logging.getLogger("app.bootstrap")
 
 
 class NotConfiguredError(RuntimeError):
     """A store URL is missing where it must have been resolved already."""
-
-
-@dataclass(frozen=True)
-class Services:
-    """The adapters one process shares between requests and background loops."""
-
-    settings: Settings
-    write_engine: AsyncEngine
-    read_engine: AsyncEngine
-    redis: Redis
 
 
 def _required(value: str | None, variable: str) -> str:
@@ -56,11 +56,26 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     redis = redis_adapter.create_redis(
         _required(settings.redis_url, "SHOP_REDIS_URL"), timeout_s=settings.readiness_timeout_s
     )
+    metrics = CollectorRegistry()
     try:
-        yield Services(settings, write, read, redis)
+        yield Services(settings, write, read, redis, command_bus(write, metrics), metrics)
     finally:
         await redis.aclose()
         await asyncio.gather(write.dispose(), read.dispose())
+
+
+def command_bus(write_engine: AsyncEngine, metrics: CollectorRegistry) -> CommandBus:
+    """The bus with its middleware, outermost first; idempotency needs the transaction."""
+    return CommandBus(
+        HANDLERS,
+        [
+            log_commands,
+            CommandMetrics(metrics),
+            authorization(allow_all),
+            transaction(write_engine),
+            idempotent,
+        ],
+    )
 
 
 async def migrate(services: Services) -> None:

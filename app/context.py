@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from app.bootstrap import Services
+from app.services import Services
 
 
 @dataclass
@@ -19,3 +19,4 @@ class Context:
     request: Request | WebSocket
     response: Response | WebSocket
     request_id: str
+    principal: object | None = None  # who is asking; the security layer fills it in

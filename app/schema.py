@@ -9,10 +9,13 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.schema.config import StrawberryConfig
 
 from app.error_masking import MaskUnexpectedErrors
+from app.mutations.resolvers import Mutation
 from app.queries.service import ServiceQuery
 from app.role_rules import RULES_BY_ROLE
+from app.scalars import SCALARS
 from app.settings import Role
 
 
@@ -35,7 +38,12 @@ def _extensions(role: Role) -> list[type[SchemaExtension] | object]:
 
 def create_schema(role: Role = Role.ALL) -> strawberry.Schema:
     """The schema one process serves; the role only adds validation rules."""
-    return strawberry.Schema(query=Query, extensions=_extensions(role))  # type: ignore[arg-type]
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=_extensions(role),  # type: ignore[arg-type]
+        config=StrawberryConfig(scalar_map=SCALARS),
+    )
 
 
 schema = create_schema()

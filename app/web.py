@@ -14,11 +14,12 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from app.bootstrap import Services, open_services, readiness, require_migrated
+from app.bootstrap import open_services, readiness, require_migrated
 from app.context import Context
 from app.logs import configure_logging
 from app.request_id import RequestIdMiddleware
 from app.schema import create_schema
+from app.services import Services
 from app.settings import Role, Settings, load_settings
 from app.worker import pipeline_loops, running_loops
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from app.bootstrap import Services
+from app.services import Services
 
 log = logging.getLogger("app.worker")
 

@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncpg
+import httpx
 import pytest
 import redis
 from sqlalchemy.engine import make_url
 
 from app.adapters.migrations import History, upgrade
 from app.adapters.postgres import create_engine
-from app.bootstrap import Services, open_services
+from app.bootstrap import open_services
+from app.services import Services
 from app.settings import Settings
+from tests.graphql_client import GraphQLClient
 from tests.servers import ServerUnderTest, running_server
 
 if TYPE_CHECKING:
@@ -220,3 +223,10 @@ def shop_bin() -> Path:
     path = Path(sys.executable).parent / "shop"
     assert path.exists(), f"the project is not installed into {Path(sys.executable).parent}"
     return path
+
+
+@pytest.fixture
+async def gql(server: ServerUnderTest) -> AsyncIterator[GraphQLClient]:
+    """A GraphQL client talking HTTP to the test's server."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        yield GraphQLClient(server.graphql_url, client)

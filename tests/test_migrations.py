@@ -15,7 +15,8 @@ from app.adapters.migrations import (
     schema_state,
     upgrade,
 )
-from app.bootstrap import Services, open_services
+from app.bootstrap import open_services
+from app.services import Services
 from app.settings import Settings
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from tests.servers import free_port
 pytestmark = pytest.mark.slow
 
 STARTUP_DEADLINE_S = 90
+_started: list[subprocess.Popen[bytes]] = []
 
 
 def _clean_env(data_dir: Path) -> dict[str, str]:
@@ -31,14 +33,16 @@ def _clean_env(data_dir: Path) -> dict[str, str]:
 
 def start(shop_bin: Path, data_dir: Path, *args: str) -> subprocess.Popen[bytes]:
     """Start a `shop` command in its own process group, as a terminal would."""
-    log = (data_dir.parent / f"shop-{time.monotonic_ns()}.log").open("wb")
-    return subprocess.Popen(
-        [shop_bin, *args],
-        env=_clean_env(data_dir),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with (data_dir.parent / f"shop-{time.monotonic_ns()}.log").open("wb") as log:
+        process = subprocess.Popen(
+            [shop_bin, *args],
+            env=_clean_env(data_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _started.append(process)
+    return process
 
 
 def wait_for_graphql(port: int, process: subprocess.Popen[bytes]) -> float:
@@ -86,7 +90,9 @@ def wait_gone(pid: int, timeout_s: float = 30) -> None:
 async def _sql(url: str, statement: str) -> object:
     connection = await asyncpg.connect(url)
     try:
-        return await connection.fetchval(statement)
+        if statement.startswith("SELECT"):
+            return await connection.fetchval(statement)
+        return await connection.execute(statement)
     finally:
         await connection.close()
 
@@ -115,8 +121,18 @@ def with_embedded(
 def data_dir(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "shop-data"
     yield path
-    for pid in postmasters_on(path):  # never leave a server behind a failed test
-        os.kill(pid, signal.SIGKILL)
+    # Never leave a process or server behind a failed test.
+    for process in _started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    _started.clear()
+    leftovers = set(postmasters_on(path))
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        leftovers.add(int((path / "redis" / "redis.pid").read_text().strip()))
+    for pid in leftovers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_serve_survives_kill_9_without_a_second_server(shop_bin: Path, data_dir: Path) -> None:
@@ -124,9 +140,7 @@ def test_serve_survives_kill_9_without_a_second_server(shop_bin: Path, data_dir:
     first = start(shop_bin, data_dir, "serve", "--port", str(port))
     wait_for_graphql(port, first)
     pids = server_pids(data_dir)
-    with_embedded(
-        data_dir, "CREATE TABLE marker AS SELECT 42 AS answer; SELECT 1", ("SET", "marker", "42")
-    )
+    with_embedded(data_dir, "CREATE TABLE marker AS SELECT 42 AS answer", ("SET", "marker", "42"))
 
     first.send_signal(signal.SIGKILL)
     first.wait(10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -37,3 +38,8 @@ async def ping(engine: AsyncEngine) -> None:
 def describe(url: str) -> str:
     """The URL without its password, for logs and error messages."""
     return make_url(asyncpg_url(url)).render_as_string(hide_password=True)
+
+
+def driver_error(error: DBAPIError) -> BaseException | None:
+    """The asyncpg exception behind a SQLAlchemy error (it carries the SQLSTATE and constraint)."""
+    return error.orig.__cause__ if error.orig is not None else None

@@ -15,10 +15,11 @@ import uvicorn
 from rich.console import Console
 
 from app.adapters.migrations import History, SchemaBehindError, require_current, upgrade
-from app.bootstrap import Services, open_services
+from app.bootstrap import open_services
 from app.cli.stores import resolved_stores
 from app.embedded import EmbeddedError
 from app.logs import configure_logging
+from app.services import Services
 from app.settings import Role, Settings, SettingsError, load_settings
 
 cli = typer.Typer(

@@ -1,0 +1,28 @@
+"""What one process shares between requests and background loops (built by app.bootstrap)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    # Only for annotations: the read side must not import the write side at run time.
+    from app.write.bus import CommandBus
+
+
+@dataclass(frozen=True)
+class Services:
+    """Engines, clients and the command bus of one process."""
+
+    settings: Settings
+    write_engine: AsyncEngine
+    read_engine: AsyncEngine
+    redis: Redis
+    bus: CommandBus
+    metrics: CollectorRegistry

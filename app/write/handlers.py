@@ -1,0 +1,109 @@
+"""Command handlers: load what the command concerns, let the domain decide, hand back the result.
+
+The transaction middleware opens the unit of work and commits it; a handler only reads and
+changes aggregates through it, and returns the aggregate the command is about.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+
+from app.write import commands
+from app.write.bus import Handler
+from app.write.commands import Command
+from app.write.domain.aggregate import parse_id
+from app.write.domain.customer import Customer
+from app.write.domain.errors import ErrorCode, reject
+from app.write.domain.order import LineRequest, Order, check_lines
+from app.write.domain.product import Product
+from app.write.unit_of_work import UnitOfWork
+
+
+async def register_customer(command: commands.RegisterCustomer, uow: UnitOfWork) -> Customer:
+    customer = Customer.register(uuid.uuid4(), command.email, command.name, uow.clock())
+    if await uow.customers.email_taken(customer.email):
+        raise reject(ErrorCode.ALREADY_EXISTS, "a customer with this email exists", "email")
+    uow.customers.add(customer)
+    return customer
+
+
+async def create_product(command: commands.CreateProduct, uow: UnitOfWork) -> Product:
+    product = Product.create(
+        uuid.uuid4(), command.sku, command.name, command.price_cents, command.stock, uow.clock()
+    )
+    if await uow.products.sku_taken(product.sku):
+        raise reject(ErrorCode.ALREADY_EXISTS, "a product with this sku exists", "sku")
+    uow.products.add(product)
+    return product
+
+
+async def change_product_price(command: commands.ChangeProductPrice, uow: UnitOfWork) -> Product:
+    product = await _locked_product(uow, command.product_id)
+    product.change_price(command.price_cents, command.expected_version)
+    return product
+
+
+async def restock_product(command: commands.RestockProduct, uow: UnitOfWork) -> Product:
+    product = await _locked_product(uow, command.product_id)
+    product.restock(command.quantity)
+    return product
+
+
+async def place_order(command: commands.PlaceOrder, uow: UnitOfWork) -> Order:
+    requests = [LineRequest(parse_id(line.product_id), line.quantity) for line in command.lines]
+    check_lines(requests)  # before loading anything
+    customer_id = parse_id(command.customer_id)
+    customer = await uow.customers.get(customer_id) if customer_id else None
+    products = await uow.products.lock(r.product_id for r in requests if r.product_id)
+    order = Order.place(uuid.uuid4(), customer, requests, products, uow.clock())
+    uow.orders.add(order)
+    return order
+
+
+async def pay_order(command: commands.PayOrder, uow: UnitOfWork) -> Order:
+    order = await _locked_order(uow, command.order_id)
+    order.pay(command.expected_version)
+    return order
+
+
+async def ship_order(command: commands.ShipOrder, uow: UnitOfWork) -> Order:
+    order = await _locked_order(uow, command.order_id)
+    order.ship(command.expected_version)
+    return order
+
+
+async def cancel_order(command: commands.CancelOrder, uow: UnitOfWork) -> Order:
+    order = await _locked_order(uow, command.order_id)
+    # Order first, then its products in id order: the same order every command locks in.
+    products = await uow.products.lock(line.product_id for line in order.lines)
+    order.cancel(command.reason, command.expected_version, products)
+    return order
+
+
+async def _locked_product(uow: UnitOfWork, raw_id: str) -> Product:
+    product_id = parse_id(raw_id)
+    found = await uow.products.lock([product_id]) if product_id else {}
+    if product_id is None or product_id not in found:
+        raise reject(ErrorCode.NOT_FOUND, "no such product", "productId")
+    return found[product_id]
+
+
+async def _locked_order(uow: UnitOfWork, raw_id: str) -> Order:
+    order_id = parse_id(raw_id)
+    order = await uow.orders.lock(order_id) if order_id else None
+    if order is None:
+        raise reject(ErrorCode.NOT_FOUND, "no such order", "orderId")
+    return order
+
+
+HANDLERS: Mapping[type[Command], Handler] = {
+    commands.RegisterCustomer: register_customer,
+    commands.CreateProduct: create_product,
+    commands.ChangeProductPrice: change_product_price,
+    commands.RestockProduct: restock_product,
+    commands.PlaceOrder: place_order,
+    commands.PayOrder: pay_order,
+    commands.ShipOrder: ship_order,
+    commands.CancelOrder: cancel_order,
+}

@@ -1,0 +1,172 @@
+"""Repositories: load aggregates (locking what a command will change) and write them back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from uuid import UUID
+
+from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.events import PlacedLine
+from app.write.domain.aggregate import Aggregate
+from app.write.domain.customer import Customer
+from app.write.domain.order import Order, OrderStatus
+from app.write.domain.product import Product
+from app.write.tables import customers, order_lines, orders, products
+
+
+class Repository:
+    """Remembers every aggregate it handed out or was given, for the unit of work to store."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+        self.new: list[Aggregate] = []
+        self.loaded: dict[UUID, int] = {}  # id -> version when loaded
+        self.seen: list[Aggregate] = []
+
+    def add(self, aggregate: Aggregate) -> None:
+        self.new.append(aggregate)
+        self.seen.append(aggregate)
+
+    def _track(self, aggregate: Aggregate) -> None:
+        self.loaded[aggregate.id] = aggregate.version
+        self.seen.append(aggregate)
+
+    def loaded_aggregates(self) -> list[Aggregate]:
+        """Aggregates loaded here (new ones excluded)."""
+        return [a for a in self.seen if a.id in self.loaded]
+
+
+class CustomerRepository(Repository):
+    async def get(self, customer_id: UUID) -> Customer | None:
+        row = (
+            await self.connection.execute(select(customers).where(customers.c.id == customer_id))
+        ).one_or_none()
+        if row is None:
+            return None
+        customer = Customer(row.id, row.version, row.email, row.name, row.registered_at)
+        self._track(customer)
+        return customer
+
+    async def email_taken(self, email: str) -> bool:
+        query = select(exists().where(customers.c.email == email))
+        return bool(await self.connection.scalar(query))
+
+    async def flush(self) -> None:
+        rows = [
+            {"id": c.id, "email": c.email, "name": c.name, "version": c.version,
+             "registered_at": c.registered_at}
+            for c in self.new if isinstance(c, Customer)
+        ]  # fmt: skip
+        if rows:
+            await self.connection.execute(insert(customers), rows)
+
+
+class ProductRepository(Repository):
+    async def sku_taken(self, sku: str) -> bool:
+        return bool(await self.connection.scalar(select(exists().where(products.c.sku == sku))))
+
+    async def lock(self, product_ids: Iterable[UUID]) -> dict[UUID, Product]:
+        """Load and lock products, always in id order, so concurrent orders cannot deadlock."""
+        ids = sorted(set(product_ids))
+        if not ids:
+            return {}
+        query = (
+            select(products).where(products.c.id.in_(ids)).order_by(products.c.id).with_for_update()
+        )
+        found = {}
+        for row in await self.connection.execute(query):
+            product = Product(row.id, row.version, row.sku, row.name, row.price_cents, row.stock)
+            self._track(product)
+            found[product.id] = product
+        return found
+
+    async def flush(self) -> None:
+        new = [p for p in self.new if isinstance(p, Product)]
+        if new:
+            await self.connection.execute(
+                insert(products),
+                [
+                    {"id": p.id, "sku": p.sku, "name": p.name, "price_cents": p.price_cents,
+                     "stock": p.stock, "version": p.version, "created_at": p.created_at}
+                    for p in new
+                ],
+            )  # fmt: skip
+        # Every locked product is written back: an order changes stock without a new version.
+        changed = [p for p in self.loaded_aggregates() if isinstance(p, Product)]
+        if changed:
+            await self.connection.execute(
+                update(products)
+                .where(products.c.id == bindparam("pid"))
+                .values(
+                    price_cents=bindparam("price"),
+                    stock=bindparam("stock"),
+                    version=bindparam("ver"),
+                ),
+                [
+                    {"pid": p.id, "price": p.price_cents, "stock": p.stock, "ver": p.version}
+                    for p in changed
+                ],
+            )
+
+
+class OrderRepository(Repository):
+    async def lock(self, order_id: UUID) -> Order | None:
+        """Load and lock one order with its lines."""
+        row = (
+            await self.connection.execute(
+                select(orders).where(orders.c.id == order_id).with_for_update()
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        line_rows = await self.connection.execute(
+            select(order_lines).where(order_lines.c.order_id == order_id).order_by("line_no")
+        )
+        lines = tuple(
+            PlacedLine(r.product_id, r.sku, r.product_name, r.unit_price_cents, r.quantity)
+            for r in line_rows
+        )
+        order = Order(
+            row.id, row.version, row.customer_id, OrderStatus(row.status), lines, row.placed_at,
+            row.cancel_reason,
+        )  # fmt: skip
+        self._track(order)
+        return order
+
+    async def flush(self) -> None:
+        new = [o for o in self.new if isinstance(o, Order)]
+        if new:
+            await self.connection.execute(insert(orders), [_order_row(o) for o in new])
+            await self.connection.execute(
+                insert(order_lines),
+                [
+                    {"order_id": o.id, "line_no": n, "product_id": line.product_id,
+                     "sku": line.sku, "product_name": line.product_name,
+                     "unit_price_cents": line.unit_price_cents, "quantity": line.quantity}
+                    for o in new
+                    for n, line in enumerate(o.lines)
+                ],
+            )  # fmt: skip
+        for order in self.loaded_aggregates():
+            assert isinstance(order, Order)
+            if order.version == self.loaded[order.id]:
+                continue
+            await self.connection.execute(
+                update(orders)
+                .where(orders.c.id == order.id)
+                .values(status=order.status.value, cancel_reason=order.cancel_reason,
+                        version=order.version)
+            )  # fmt: skip
+
+
+def _order_row(order: Order) -> dict[str, object]:
+    return {
+        "id": order.id,
+        "customer_id": order.customer_id,
+        "status": order.status.value,
+        "cancel_reason": order.cancel_reason,
+        "version": order.version,
+        "placed_at": order.placed_at,
+    }
