@@ -8,17 +8,18 @@ from strawberry.extensions import MaskErrors
 from app.request_id import current_request_id
 
 
-class ClientError(Exception):
+class ClientError(ValueError):
     """An error whose message is meant for the client (bad token, bad cursor, ...)."""
 
     code = "VALIDATION"
 
 
 def _unexpected(error: GraphQLError) -> bool:
-    # Errors without an original exception come from parsing and validation: they are
-    # about the client's document and safe to show as they are.
+    # Errors without a path come from parsing, validation and coercing variables: they are
+    # about the client's document and safe to show. Errors with a path were raised while
+    # resolving a field: shown only when raised as ClientError.
     original = error.original_error
-    return original is not None and not isinstance(original, ClientError)
+    return error.path is not None and not isinstance(original, ClientError)
 
 
 class MaskUnexpectedErrors(MaskErrors):
