@@ -97,3 +97,16 @@ async def test_a_command_role_process_refuses_subscriptions(settings: Settings) 
     messages = [error["message"] for error in refused.json()["errors"]]
     assert any("serves the command role" in message for message in messages)
     assert answered.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_metrics_count_commands_by_name_and_outcome(server: ServerUnderTest) -> None:
+    mutation = "mutation($i: RegisterCustomerInput!) { registerCustomer(input: $i) { version } }"
+    async with httpx.AsyncClient() as client:
+        for email in ("m@example.com", "m@example.com", "bad"):
+            variables = {"i": {"email": email, "name": "M"}}
+            await client.post(server.graphql_url, json={"query": mutation, "variables": variables})
+        text = (await client.get(f"{server.base_url}/metrics")).text
+    assert 'shop_commands_total{command="RegisterCustomer",outcome="accepted"} 1.0' in text
+    assert 'shop_commands_total{command="RegisterCustomer",outcome="already_exists"} 1.0' in text
+    assert 'shop_commands_total{command="RegisterCustomer",outcome="validation"} 1.0' in text
+    assert 'shop_command_seconds_count{command="RegisterCustomer",outcome="accepted"} 1.0' in text

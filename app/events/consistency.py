@@ -55,13 +55,21 @@ def decode_token(token: str) -> tuple[AggregateVersion, ...]:
         if body["f"] != _FORMAT:
             raise MalformedTokenError(f"consistency token format {body['f']} is not supported")
         return tuple(
-            AggregateVersion(str(kind), UUID(hex=str(hex_id)), _positive(version))
+            AggregateVersion(_text(kind), UUID(hex=_text(hex_id)), _positive(version))
             for kind, hex_id, version in body["a"]
         )
     except MalformedTokenError:
         raise
-    except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+    except (
+        binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError
+    ) as error:  # fmt: skip
         raise MalformedTokenError("not a consistency token issued by this service") from error
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return value
 
 
 def _positive(value: object) -> int:

@@ -46,7 +46,7 @@ async def change_product_price(command: commands.ChangeProductPrice, uow: UnitOf
 
 async def restock_product(command: commands.RestockProduct, uow: UnitOfWork) -> Product:
     product = await _locked_product(uow, command.product_id)
-    product.restock(command.quantity)
+    product.restock(command.quantity, await uow.products.reserved_units(product.id))
     return product
 
 

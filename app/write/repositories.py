@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from uuid import UUID
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.events import PlacedLine
@@ -66,6 +66,16 @@ class CustomerRepository(Repository):
 class ProductRepository(Repository):
     async def sku_taken(self, sku: str) -> bool:
         return bool(await self.connection.scalar(select(exists().where(products.c.sku == sku))))
+
+    async def reserved_units(self, product_id: UUID) -> int:
+        """Units of the product held by orders that may still be cancelled."""
+        query = (
+            select(func.coalesce(func.sum(order_lines.c.quantity), 0))
+            .join(orders, orders.c.id == order_lines.c.order_id)
+            .where(order_lines.c.product_id == product_id)
+            .where(orders.c.status.in_(("PLACED", "PAID")))
+        )
+        return int(await self.connection.scalar(query) or 0)
 
     async def lock(self, product_ids: Iterable[UUID]) -> dict[UUID, Product]:
         """Load and lock products, always in id order, so concurrent orders cannot deadlock."""

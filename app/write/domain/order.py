@@ -135,9 +135,10 @@ class Order(Aggregate):
         reason = rules.reason(reason, errors)
         raise_if_any(errors)
         previous = self.status
-        self._move_to(OrderStatus.CANCELLED, expected_version)
+        self._move_to(OrderStatus.CANCELLED, expected_version, check_only=True)
         for line in self.lines:
             products[line.product_id].release(line.quantity)
+        self.status = OrderStatus.CANCELLED
         self.cancel_reason = reason
         self.record(
             OrderCancelled(
@@ -146,7 +147,9 @@ class Order(Aggregate):
             )
         )  # fmt: skip
 
-    def _move_to(self, target: OrderStatus, expected_version: int | None) -> None:
+    def _move_to(
+        self, target: OrderStatus, expected_version: int | None, *, check_only: bool = False
+    ) -> None:
         self.require_version(expected_version)
         if self.status not in _ALLOWED[target]:
             raise reject(
@@ -154,7 +157,8 @@ class Order(Aggregate):
                 f"an order that is {self.status.value} cannot become {target.value}",
                 "orderId",
             )
-        self.status = target
+        if not check_only:
+            self.status = target
 
 
 def _existing_products(

@@ -57,11 +57,13 @@ class Product(Aggregate):
         previous, self.price_cents = self.price_cents, price_cents
         self.record(ProductPriceChanged(self.id, price_cents, previous))
 
-    def restock(self, quantity: int) -> None:
+    def restock(self, quantity: int, reserved: int) -> None:
+        """Add stock; `reserved` counts units held by open orders, which a cancel gives back."""
         errors: list[UserError] = []
         rules.in_range(quantity, 1, rules.MAX_RESTOCK, "quantity", errors, ("quantity",))
         raise_if_any(errors)
-        headroom = rules.MAX_STOCK - self.stock
+        # Stock plus what open orders may still give back must fit the contract's Int.
+        headroom = rules.MAX_STOCK - self.stock - reserved
         rules.in_range(quantity, 1, headroom, "quantity (stock is capped)", errors, ("quantity",))
         raise_if_any(errors)
         self.stock += quantity

@@ -17,8 +17,8 @@ MAX_LINE_QUANTITY = 10_000
 MAX_REASON_LENGTH = 500
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
-_SKU = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s.\x00-\x1f\x7f]+(\.[^@\s.\x00-\x1f\x7f]+)+")
+_SKU = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _error(message: str, field: Path) -> UserError:
@@ -28,7 +28,7 @@ def _error(message: str, field: Path) -> UserError:
 def email(value: str, errors: list[UserError], field: Path = ("email",)) -> str:
     """Trimmed and lower-cased; must look like name@domain.tld."""
     cleaned = value.strip().lower()
-    if len(cleaned) > MAX_EMAIL_LENGTH or not _EMAIL.match(cleaned):
+    if len(cleaned) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(cleaned):
         errors.append(_error("email must look like name@example.com", field))
     return cleaned
 
@@ -47,7 +47,7 @@ def name(value: str, errors: list[UserError], field: Path = ("name",)) -> str:
 
 def sku(value: str, errors: list[UserError], field: Path = ("sku",)) -> str:
     """1 to 64 letters, digits, '-' or '_'."""
-    if not _SKU.match(value):
+    if not _SKU.fullmatch(value):
         errors.append(_error("sku must be 1 to 64 letters, digits, '-' or '_'", field))
     return value
 
