@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.adapters import postgres
 from app.adapters import redis as redis_adapter
 from app.adapters.migrations import History, require_current, upgrade
+from app.projections.change_feed import ChangeFeed
 from app.services import Services
 from app.settings import Settings
 from app.write.bus import CommandBus
@@ -57,9 +58,13 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         _required(settings.redis_url, "SHOP_REDIS_URL"), timeout_s=settings.readiness_timeout_s
     )
     metrics = CollectorRegistry()
+    changes = ChangeFeed(redis, settings.redis_prefix)
+    feed = asyncio.create_task(changes.run(), name="change-feed")
     try:
-        yield Services(settings, write, read, redis, command_bus(write, metrics), metrics)
+        yield Services(settings, write, read, redis, command_bus(write, metrics), metrics, changes)
     finally:
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
         await redis.aclose()
         await asyncio.gather(write.dispose(), read.dispose())
 

@@ -13,6 +13,7 @@ from app.settings import Settings
 
 if TYPE_CHECKING:
     # Only for annotations: the read side must not import the write side at run time.
+    from app.projections.change_feed import ChangeFeed
     from app.write.bus import CommandBus
 
 
@@ -26,3 +27,4 @@ class Services:
     redis: Redis
     bus: CommandBus
     metrics: CollectorRegistry
+    changes: ChangeFeed

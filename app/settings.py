@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     readiness_timeout_s: float = Field(2.0, gt=0, le=60)
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
+    stream_partitions: int = Field(8, ge=1, le=1024)
+    stream_max_len: int = Field(1_000_000, ge=1000)
+    relay_batch_size: int = Field(500, ge=1, le=10_000)
+    relay_poll_interval_s: float = Field(1.0, gt=0, le=60)
+    projector_batch_size: int = Field(500, ge=1, le=10_000)
+    projector_max_attempts: int = Field(3, ge=1, le=20)
+    lease_ttl_s: float = Field(10.0, ge=1, le=300)
+    consistency_timeout_ms: int = Field(5000, ge=0, le=60_000)
+
     @field_validator("database_url", "read_database_url")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:

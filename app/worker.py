@@ -8,7 +8,10 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
+from app.projections.registry import PROJECTIONS
+from app.projections.runner import ProjectionRunner
 from app.services import Services
+from app.write.relay import OutboxRelay
 
 log = logging.getLogger("app.worker")
 
@@ -24,8 +27,8 @@ class BackgroundLoop(Protocol):
 
 
 def pipeline_loops() -> list[BackgroundLoop]:
-    """The loops a worker runs. The event pipeline registers its relay and projectors here."""
-    return []
+    """The loops a worker runs: the outbox relay and the projection runner."""
+    return [OutboxRelay(), ProjectionRunner(PROJECTIONS)]
 
 
 async def supervise(loop: BackgroundLoop, services: Services, first_backoff_s: float = 0.5) -> None:

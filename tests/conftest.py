@@ -157,6 +157,8 @@ def _settings_for(
         read_database_url=database_url(postgres_server_url, names[History.READ]),
         redis_url=redis_server_url,
         redis_prefix=f"test:{uuid.uuid4().hex[:12]}",
+        stream_partitions=2,
+        lease_ttl_s=3,
         **extra,  # type: ignore[arg-type]
     )
 

@@ -129,8 +129,12 @@ async def test_the_token_names_the_aggregate_versions_produced(gql: GraphQLClien
     order = await gql.order(customer, (product, 1))
     paid = await gql.ok(PAY_ORDER, orderId=order["orderId"])
     order_id = UUID(order["orderId"])
-    assert decode_token(order["consistencyToken"]) == (AggregateVersion("Order", order_id, 1),)
-    assert decode_token(paid["consistencyToken"]) == (AggregateVersion("Order", order_id, 2),)
+    assert decode_token(order["consistencyToken"]) == (
+        AggregateVersion("Order", order_id, 1, ("OrderPlaced",)),
+    )
+    assert decode_token(paid["consistencyToken"]) == (
+        AggregateVersion("Order", order_id, 2, ("OrderPaid",)),
+    )
 
 
 async def test_the_outbox_holds_each_aggregates_events_in_version_order(

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
-from collections.abc import Callable
-from types import FrameType
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 import uvicorn
-from rich.console import Console
 
-from app.adapters.migrations import History, SchemaBehindError, require_current, upgrade
 from app.bootstrap import open_services
+from app.cli.common import err, export_urls, guarded, run_prepared, settings_or_exit
+from app.cli.operations import dlq_cli, projections_cli
 from app.cli.stores import resolved_stores
-from app.embedded import EmbeddedError
-from app.logs import configure_logging
-from app.services import Services
-from app.settings import Role, Settings, SettingsError, load_settings
+from app.settings import Role, Settings
 
 cli = typer.Typer(
     name="shop",
@@ -29,73 +23,8 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print a clear message and exit without a traceback."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def settings_or_exit(**overrides: object) -> Settings:
-    """Load settings, exiting with the list of bad variables when any is wrong."""
-    try:
-        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except SettingsError as error:
-        fail(str(error), code=2)
-    configure_logging(settings.log_level)
-    return settings
-
-
-def export_urls(settings: Settings) -> None:
-    """Hand the resolved settings to child processes (uvicorn workers) through the environment."""
-    values = {
-        "SHOP_DATABASE_URL": settings.database_url,
-        "SHOP_READ_DATABASE_URL": settings.read_database_url,
-        "SHOP_REDIS_URL": settings.redis_url,
-        "SHOP_ROLE": settings.role.value,
-    }
-    os.environ.update({name: value for name, value in values.items() if value is not None})
-
-
-async def prepare_stores(services: Services, embedded: frozenset[History], migrate: bool) -> None:
-    """Migrate the stores we may migrate; insist that the others are already current."""
-    engines = {History.WRITE: services.write_engine, History.READ: services.read_engine}
-    for history, engine in engines.items():
-        if migrate or history in embedded:
-            await upgrade(engine, history)
-        else:
-            await require_current(engine, history)
-
-
-def run_prepared(settings: Settings, embedded: frozenset[History], migrate: bool) -> None:
-    """Connect, then migrate or check the schemas, turning failures into clear messages."""
-
-    async def prepare() -> None:
-        async with open_services(settings) as services:
-            await prepare_stores(services, embedded, migrate)
-
-    try:
-        asyncio.run(prepare())
-    except SchemaBehindError as error:
-        fail(str(error))
-    except (OSError, TimeoutError) as error:
-        fail(f"cannot reach the database: {error}")
-
-
-def _raise_system_exit(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM is a normal stop: exit cleanly, letting `finally` blocks release embedded servers.
-    raise SystemExit(0)
-
-
-def guarded(command: Callable[[], None]) -> None:
-    """Run a command with SIGTERM handled and known failures reported without a traceback."""
-    signal.signal(signal.SIGTERM, _raise_system_exit)
-    try:
-        command()
-    except EmbeddedError as error:
-        fail(f"embedded servers: {error}")
+cli.add_typer(projections_cli, name="projections")
+cli.add_typer(dlq_cli, name="dlq")
 
 
 @cli.command()

@@ -24,22 +24,34 @@ class MalformedTokenError(ValueError):
 
 @dataclass(frozen=True, order=True)
 class AggregateVersion:
-    """An aggregate at a version: 'applied' means at least this version is in the projection."""
+    """An aggregate at a version, and the types of the events that brought it there.
+
+    'Applied' means a projection following this aggregate has applied at least this version;
+    the event types tell which projections the events concern.
+    """
 
     aggregate_type: str
     aggregate_id: UUID
     version: int
+    event_types: tuple[str, ...] = ()
 
 
 def encode_token(versions: Iterable[AggregateVersion]) -> str:
-    """The token for these versions; only the highest version per aggregate is kept."""
-    highest: dict[UUID, AggregateVersion] = {}
+    """The token for these versions: per aggregate the highest version and all event types."""
+    merged: dict[UUID, AggregateVersion] = {}
     for item in versions:
-        if item.aggregate_id not in highest or highest[item.aggregate_id].version < item.version:
-            highest[item.aggregate_id] = item
+        seen = merged.get(item.aggregate_id)
+        types = tuple(sorted({*item.event_types, *(seen.event_types if seen else ())}))
+        version = max(item.version, seen.version if seen else 0)
+        merged[item.aggregate_id] = AggregateVersion(
+            item.aggregate_type, item.aggregate_id, version, types
+        )
     body = {
         "f": _FORMAT,
-        "a": [[v.aggregate_type, v.aggregate_id.hex, v.version] for v in sorted(highest.values())],
+        "a": [
+            [v.aggregate_type, v.aggregate_id.hex, v.version, list(v.event_types)]
+            for v in sorted(merged.values())
+        ],
     }
     raw = json.dumps(body, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -55,8 +67,10 @@ def decode_token(token: str) -> tuple[AggregateVersion, ...]:
         if body["f"] != _FORMAT:
             raise MalformedTokenError(f"consistency token format {body['f']} is not supported")
         return tuple(
-            AggregateVersion(_text(kind), UUID(hex=_text(hex_id)), _positive(version))
-            for kind, hex_id, version in body["a"]
+            AggregateVersion(
+                _text(kind), UUID(hex=_text(hex_id)), _positive(version), _texts(event_types)
+            )
+            for kind, hex_id, version, event_types in body["a"]
         )
     except MalformedTokenError:
         raise
@@ -70,6 +84,12 @@ def _text(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError("expected a string")
     return value
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise TypeError("expected a list")
+    return tuple(_text(item) for item in value)
 
 
 def _positive(value: object) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -65,3 +67,53 @@ def decode(event_type: str, schema_version: int, payload: dict[str, Any]) -> Eve
         )
     event: Event = adapter.validate_python(payload)
     return event
+
+
+def stream_fields(
+    event_id: UUID,
+    event_type: str,
+    schema_version: int,
+    aggregate_type: str,
+    aggregate_id: UUID,
+    version: int,
+    occurred_at: datetime,
+    position: int,
+    payload: dict[str, Any],
+) -> dict[str, str]:
+    """A stream entry: flat string fields, the payload as JSON."""
+    return {
+        "id": event_id.hex,
+        "type": event_type,
+        "schema": str(schema_version),
+        "aggregate": aggregate_type,
+        "aggregate_id": aggregate_id.hex,
+        "version": str(version),
+        "at": occurred_at.isoformat(),
+        "position": str(position),
+        "payload": json.dumps(payload, separators=(",", ":")),
+    }
+
+
+def to_stream_fields(recorded: RecordedEvent, position: int) -> dict[str, str]:
+    """The stream entry of a recorded event."""
+    return stream_fields(
+        recorded.event_id, recorded.event_type, recorded.schema_version, recorded.aggregate_type,
+        recorded.aggregate_id, recorded.aggregate_version, recorded.occurred_at, position,
+        encode(recorded.event),
+    )  # fmt: skip
+
+
+def from_stream_fields(fields: Mapping[str, str]) -> RecordedEvent:
+    """The event a stream entry carries; UnknownEventError for what this code cannot read."""
+    try:
+        event = decode(fields["type"], int(fields["schema"]), json.loads(fields["payload"]))
+        return RecordedEvent(
+            UUID(hex=fields["id"]),
+            int(fields["version"]),
+            datetime.fromisoformat(fields["at"]),
+            event,
+        )
+    except UnknownEventError:
+        raise
+    except (KeyError, ValueError, TypeError) as error:
+        raise UnknownEventError(f"malformed stream entry: {error}") from error

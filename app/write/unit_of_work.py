@@ -75,7 +75,12 @@ class UnitOfWork:
     def produced(self) -> list[AggregateVersion]:
         """Each aggregate version the command's events will create."""
         return [
-            AggregateVersion(events[-1][1].aggregate_type, aggregate.id, aggregate.version)
+            AggregateVersion(
+                events[-1][1].aggregate_type,
+                aggregate.id,
+                aggregate.version,
+                tuple(event.type_name() for _, event in events),
+            )
             for aggregate in self.touched()
             if (events := aggregate.pending)
         ]

@@ -1,0 +1,145 @@
+"""Operator commands: projection status and rebuilds, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from app.bootstrap import open_services
+from app.cli.common import fail, guarded, run_prepared, settings_or_exit
+from app.cli.stores import resolved_stores
+from app.projections import dead_letters
+from app.projections.rebuild import Rebuild
+from app.projections.registry import PROJECTIONS
+from app.projections.status import projection_statuses
+from app.services import Services
+
+T = TypeVar("T")
+out = Console()
+
+projections_cli = typer.Typer(help="Inspect and rebuild projections.", no_args_is_help=True)
+dlq_cli = typer.Typer(help="Events parked after repeated failures.", no_args_is_help=True)
+
+
+def with_services(work: Callable[[Services], Awaitable[T]]) -> T:
+    """Resolve the stores (embedded if not configured), check their schema, run `work`."""
+    settings = settings_or_exit()
+    result: list[T] = []
+
+    def run() -> None:
+        with resolved_stores(settings) as (resolved, embedded):
+            run_prepared(resolved, embedded, migrate=False)
+
+            async def go() -> None:
+                async with open_services(resolved) as services:
+                    result.append(await work(services))
+
+            asyncio.run(go())
+
+    guarded(run)
+    return result[0]
+
+
+@projections_cli.command("status")
+def status() -> None:
+    """Name, state, lag (events and seconds), events applied and parked, per projection."""
+
+    async def work(services: Services) -> None:
+        s = services.settings
+        rows = await projection_statuses(
+            services.read_engine, services.redis, s.redis_prefix, s.stream_partitions, PROJECTIONS
+        )
+        table = Table(
+            "projection", "state", "lag events", "lag s", "applied", "parked", "last applied"
+        )
+        for row in rows:
+            last = row.last_applied_at.isoformat(timespec="seconds") if row.last_applied_at else ""
+            table.add_row(row.name, row.state, str(row.lag_events), f"{row.lag_seconds:.1f}",
+                          str(row.events_applied), str(row.dead_letters), last)  # fmt: skip
+        out.print(table)
+
+    with_services(work)
+
+
+@projections_cli.command("rebuild")
+def rebuild(name: Annotated[str, typer.Argument(help="The projection to rebuild.")]) -> None:
+    """Replay the event log into shadow tables while the live ones serve, then swap them in."""
+    projection = next((p for p in PROJECTIONS if p.name == name), None)
+    if projection is None:
+        fail(f"no projection {name!r}; there are: {', '.join(p.name for p in PROJECTIONS)}", 2)
+
+    async def work(services: Services) -> None:
+        columns = (
+            TextColumn(f"rebuilding {name}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} events/s"),
+            TimeRemainingColumn(),
+        )  # fmt: skip
+        with Progress(*columns, console=Console(stderr=True)) as bar:
+            task = bar.add_task("replay", total=None, rate="-")
+
+            def progress(done: int, total: int) -> None:
+                elapsed = bar.tasks[task].elapsed or 0
+                rate = f"{done / elapsed:,.0f}" if elapsed > 0 else "-"
+                bar.update(task, completed=done, total=total, rate=rate)
+
+            report = await Rebuild(
+                projection, services.read_engine, services.write_engine, progress
+            ).run()
+        out.print(
+            f"rebuilt {report.projection}: {report.replayed} events replayed, "
+            f"{report.caught_up} caught up at the swap, in {report.seconds:.1f} s"
+        )
+
+    with_services(work)
+
+
+@dlq_cli.command("list")
+def dlq_list(
+    projection: Annotated[str | None, typer.Option(help="Only this projection.")] = None,
+) -> None:
+    """Parked events with their error."""
+
+    async def work(services: Services) -> None:
+        letters = await dead_letters.list_dead_letters(services.read_engine, projection)
+        table = Table("id", "projection", "aggregate", "version", "event", "attempts", "error")
+        for d in letters:
+            table.add_row(str(d.id), d.projection, str(d.aggregate_id), str(d.aggregate_version),
+                          d.event_type, str(d.attempts), d.error[:120])  # fmt: skip
+        out.print(table if letters else "no parked events")
+
+    with_services(work)
+
+
+@dlq_cli.command("retry")
+def dlq_retry(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids (default: all).")] = None,
+) -> None:
+    """Apply parked events again, each aggregate's in version order."""
+
+    async def work(services: Services) -> int:
+        outcomes = await dead_letters.retry(services.read_engine, PROJECTIONS, ids or ())
+        for o in outcomes:
+            verdict = f"applied {o.applied}" if o.error is None else f"still failing: {o.error}"
+            out.print(f"{o.projection} {o.aggregate_id}: {verdict}")
+        if not outcomes:
+            out.print("no parked events")
+        return sum(1 for o in outcomes if o.error is not None)
+
+    if with_services(work):
+        raise typer.Exit(1)
+
+
+@dlq_cli.command("discard")
+def dlq_discard(ids: Annotated[list[int], typer.Argument(help="Dead letter ids.")]) -> None:
+    """Drop parked events for good (their aggregates flow again once none is left)."""
+
+    async def work(services: Services) -> int:
+        return await dead_letters.discard(services.read_engine, PROJECTIONS, ids)
+
+    out.print(f"discarded {with_services(work)} dead letter(s)")

@@ -1,0 +1,162 @@
+"""Apply a batch of deliveries to one projection, exactly once, in one read-store transaction.
+
+The projection's version guard is locked for the batch's aggregates: an event at or below
+the applied version is a redelivery and skipped; an aggregate with a parked event parks its
+later events too. Effects, guard and progress commit together, so a crash anywhere leaves
+either all of the batch applied or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.events import RecordedEvent
+from app.projections.base import ChangedKeys, Projection
+from app.projections.tables import dead_letters, projection_state
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One stream entry as it arrived, and the event in it."""
+
+    entry_id: str
+    fields: Mapping[str, str]
+    event: RecordedEvent
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    skipped: int = 0
+    parked: int = 0
+    changed: ChangedKeys = field(default_factory=set)
+
+
+async def apply_batch(
+    connection: AsyncConnection,
+    projection: Projection,
+    deliveries: Sequence[Delivery],
+    *,
+    track_progress: bool = True,
+) -> BatchResult:
+    """Apply what is new in `deliveries`; the caller owns (and commits) the transaction."""
+    result = BatchResult()
+    followed = [d for d in deliveries if d.event.aggregate_type in projection.aggregate_types]
+    result.skipped = len(deliveries) - len(followed)
+    guard = await _lock_guard(connection, projection, {d.event.aggregate_id for d in followed})
+    fresh: list[Delivery] = []
+    to_park: list[Delivery] = []
+    for delivery in followed:
+        version, parked = guard.get(delivery.event.aggregate_id, (0, False))
+        if delivery.event.aggregate_version <= version:
+            result.skipped += 1
+        elif parked:
+            to_park.append(delivery)
+        else:
+            fresh.append(delivery)
+            guard[delivery.event.aggregate_id] = (delivery.event.aggregate_version, False)
+    handled = [d.event for d in fresh if d.event.event_type in projection.handles]
+    result.changed = await projection.apply(connection, handled)
+    await _advance_guard(connection, projection, fresh)
+    if to_park:
+        await park(connection, projection, to_park, "waiting behind an earlier parked event", 0)
+    result.applied, result.parked = len(fresh), len(to_park)
+    if track_progress and fresh:
+        await record_progress(connection, projection.name, len(fresh))
+    return result
+
+
+async def _lock_guard(
+    connection: AsyncConnection, projection: Projection, aggregate_ids: set[UUID]
+) -> dict[UUID, tuple[int, bool]]:
+    if not aggregate_ids:
+        return {}
+    applied = projection.applied
+    # Locked in id order, so two appliers of one projection cannot deadlock on the guard.
+    rows = await connection.execute(
+        select(applied.c.aggregate_id, applied.c.version, applied.c.parked)
+        .where(applied.c.aggregate_id.in_(sorted(aggregate_ids)))
+        .order_by(applied.c.aggregate_id)
+        .with_for_update()
+    )
+    return {row.aggregate_id: (row.version, row.parked) for row in rows}
+
+
+async def _advance_guard(
+    connection: AsyncConnection, projection: Projection, fresh: Sequence[Delivery]
+) -> None:
+    latest: dict[UUID, int] = {}
+    for delivery in fresh:
+        event = delivery.event
+        latest[event.aggregate_id] = max(latest.get(event.aggregate_id, 0), event.aggregate_version)
+    if not latest:
+        return
+    statement = insert(projection.applied).values(
+        [{"aggregate_id": key, "version": version} for key, version in sorted(latest.items())]
+    )
+    await connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["aggregate_id"], set_={"version": statement.excluded.version}
+        )
+    )
+
+
+async def record_progress(connection: AsyncConnection, projection: str, applied: int) -> None:
+    """Count applied events and stamp the time, in the applying transaction."""
+    statement = insert(projection_state).values(
+        projection=projection, events_applied=applied, last_applied_at=func.now()
+    )
+    await connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["projection"],
+            set_={
+                "events_applied": projection_state.c.events_applied + applied,
+                "last_applied_at": func.now(),
+            },
+        )
+    )
+
+
+async def park(
+    connection: AsyncConnection,
+    projection: Projection,
+    deliveries: Sequence[Delivery],
+    error: str,
+    attempts: int,
+) -> None:
+    """Move events to the dead letters and mark their aggregates parked for this projection."""
+    now = datetime.now(UTC)
+    await connection.execute(
+        insert(dead_letters)
+        .values(
+            [
+                {
+                    "projection": projection.name,
+                    "aggregate_id": d.event.aggregate_id,
+                    "aggregate_version": d.event.aggregate_version,
+                    "event_id": d.event.event_id,
+                    "event_type": d.event.event_type,
+                    "envelope": dict(d.fields),
+                    "error": error[:4000],
+                    "attempts": attempts,
+                    "parked_at": now,
+                }
+                for d in deliveries
+            ]
+        )
+        .on_conflict_do_nothing(constraint="dead_letters_event")
+    )
+    statement = insert(projection.applied).values(
+        [{"aggregate_id": i, "version": 0, "parked": True}
+         for i in sorted({d.event.aggregate_id for d in deliveries})]
+    )  # fmt: skip
+    await connection.execute(
+        statement.on_conflict_do_update(index_elements=["aggregate_id"], set_={"parked": True})
+    )

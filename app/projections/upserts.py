@@ -1,0 +1,66 @@
+"""What the projections share: batched upserts of rows folded in Python, and the UTC day.
+
+A projection folds a whole batch into one row per key, then writes each table with one
+executemany statement. Rows are sent in key order, so two transactions touching the same rows
+lock them in the same order and cannot deadlock on each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
+
+Row = dict[str, Any]
+Excluded = ReadOnlyColumnCollection[str, Any]
+SetClause = Callable[[Table, Excluded], Mapping[str, ColumnElement[Any]]]
+
+
+def added(table: Table, excluded: Excluded, *columns: str) -> dict[str, ColumnElement[Any]]:
+    """Counters: the batch's delta is added to what the row holds."""
+    return {name: table.c[name] + excluded[name] for name in columns}
+
+
+def given_or_kept(table: Table, excluded: Excluded, *columns: str) -> dict[str, ColumnElement[Any]]:
+    """Facts set by the row's own events: the batch's value if it has one, else the row's."""
+    return {name: func.coalesce(excluded[name], table.c[name]) for name in columns}
+
+
+def greatest(table: Table, excluded: Excluded, *columns: str) -> dict[str, ColumnElement[Any]]:
+    """Maxima (versions, latest times): the larger of both; NULL counts as absent."""
+    return {name: func.greatest(table.c[name], excluded[name]) for name in columns}
+
+
+async def upsert(
+    connection: AsyncConnection,
+    table: Table,
+    rows: Iterable[Row],
+    set_clause: SetClause,
+    key: str = "id",
+) -> None:
+    """Insert each row, or merge it into the existing one by `set_clause`; one row per key."""
+    ordered = sorted(rows, key=lambda row: row[key])
+    if not ordered:
+        return
+    statement = insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[key], set_=dict(set_clause(table, statement.excluded))
+    )
+    await connection.execute(statement, ordered)
+
+
+def utc_day(moment: datetime) -> date:
+    """The UTC calendar date of a moment; a naive moment is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.date()
+    return moment.astimezone(UTC).date()
+
+
+def latest(current: datetime | None, candidate: datetime) -> datetime:
+    """The later of a maybe-absent moment and another."""
+    return candidate if current is None or candidate > current else current

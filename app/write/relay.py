@@ -1,0 +1,186 @@
+"""The outbox relay: moves committed events from the outbox to Redis Streams.
+
+One relay is active at a time: it holds a PostgreSQL advisory lock on its own connection,
+and the others wait for it; when the active one dies its connection closes, the lock is
+freed and a waiting relay takes over within a second. It wakes on NOTIFY from committing
+commands and polls as a fallback. Delivery is at least once: a relay that dies between
+XADD and marking the rows published sends them again, and projections skip duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.events.serialization import stream_fields
+from app.events.streams import epoch_key, partition_of, published_key, stream_key
+from app.services import Services
+from app.settings import Settings
+from app.write.outbox import NOTIFY_CHANNEL
+from app.write.tables import outbox
+
+log = logging.getLogger("app.relay")
+
+_LEADER_LOCK = 0x5E0_1000
+_MAX_BACKOFF_S = 10.0
+
+
+class OutboxRelay:
+    """A background loop (see app.worker) relaying the outbox while it holds the lead."""
+
+    name = "outbox-relay"
+
+    async def run(self, services: Services) -> None:
+        engine = services.write_engine
+        async with engine.connect() as connection:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await _wait_for_lead(connection)
+            log.info("this process is the active outbox relay")
+            wake = await _listen(connection)
+            await _Relaying(services.settings, services.redis, connection, wake).run()
+
+
+async def _wait_for_lead(connection: AsyncConnection) -> None:
+    waiting_logged = False
+    while not await connection.scalar(select(func.pg_try_advisory_lock(_LEADER_LOCK))):
+        if not waiting_logged:
+            log.info("another outbox relay is active; standing by")
+            waiting_logged = True
+        await asyncio.sleep(1.0)
+
+
+async def _listen(connection: AsyncConnection) -> asyncio.Event:
+    """An event set whenever a command commits new outbox rows."""
+    wake = asyncio.Event()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.add_listener(  # type: ignore[union-attr]
+        NOTIFY_CHANNEL, lambda *_: wake.set()
+    )
+    return wake
+
+
+class _Relaying:
+    def __init__(
+        self, settings: Settings, redis: Redis, connection: AsyncConnection, wake: asyncio.Event
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.connection = connection
+        self.wake = wake
+        self.epoch: str | None = None
+        self.outage_since: float | None = None
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while True:
+            self.wake.clear()
+            try:
+                sent = await self.relay_batch()
+            except RedisError as error:
+                self._log_outage(error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+                continue
+            if self.outage_since is not None:
+                log.warning("Redis answers again; relaying the backlog")
+                self.outage_since = None
+            backoff = 0.2
+            if sent < self.settings.relay_batch_size:
+                await self._sleep_until_woken()
+
+    async def _sleep_until_woken(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), self.settings.relay_poll_interval_s)
+
+    def _log_outage(self, error: RedisError) -> None:
+        # Once per outage, not once per try.
+        if self.outage_since is None:
+            self.outage_since = asyncio.get_running_loop().time()
+            log.error("Redis unavailable (%s); events wait in the outbox", error)
+
+    async def relay_batch(self) -> int:
+        """Publish the oldest unpublished events and mark them; return how many."""
+        await self._check_epoch()
+        rows = (
+            await self.connection.execute(
+                select(outbox)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.position)
+                .limit(self.settings.relay_batch_size)
+            )
+        ).all()
+        if not rows:
+            return 0
+        await self._publish(rows)
+        positions = [row.position for row in rows]
+        await self.connection.execute(
+            update(outbox).where(outbox.c.position.in_(positions)).values(published_at=func.now())
+        )
+        return len(rows)
+
+    async def _publish(self, rows: Sequence[Any]) -> None:
+        prefix, partitions = self.settings.redis_prefix, self.settings.stream_partitions
+        counts: Counter[int] = Counter()
+        pipe = self.redis.pipeline(transaction=False)
+        for row in rows:
+            partition = partition_of(row.aggregate_id, partitions)
+            counts[partition] += 1
+            fields = stream_fields(
+                row.event_id, row.event_type, row.schema_version, row.aggregate_type,
+                row.aggregate_id, row.aggregate_version, row.occurred_at, row.position,
+                row.payload,
+            )  # fmt: skip
+            pipe.xadd(
+                stream_key(prefix, partition),
+                fields,  # type: ignore[arg-type]
+                maxlen=self.settings.stream_max_len,
+                approximate=True,
+            )
+        for partition, count in counts.items():
+            pipe.incrby(published_key(prefix, partition), count)
+        await pipe.execute()
+
+    async def _check_epoch(self) -> None:
+        """Notice a Redis that lost its data (restarted empty) and send the whole log again.
+
+        Projections skip what they already applied, so sending again is safe; sending less
+        could lose events whose stream entries vanished before they were consumed.
+        """
+        key = epoch_key(self.settings.redis_prefix)
+        current: Any = await self.redis.get(key)
+        if current is not None and current == self.epoch:
+            return
+        if current is None:
+            current = uuid.uuid4().hex
+            await self.redis.set(key, current, nx=True)
+            current = await self.redis.get(key)
+            republished = (
+                await self.connection.execute(
+                    update(outbox)
+                    .where(outbox.c.published_at.is_not(None))
+                    .values(published_at=None)
+                )
+            ).rowcount
+            if republished:
+                log.warning(
+                    "Redis holds no event streams (restarted without its data?): "
+                    "sending all %d published events again",
+                    republished,
+                )
+        self.epoch = current
+
+
+async def outbox_backlog(connection: AsyncConnection) -> int:
+    """How many committed events wait to be relayed."""
+    query = text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    return int(await connection.scalar(query) or 0)
