@@ -19,6 +19,7 @@ import httpx
 import pytest
 import redis
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.migrations import History, upgrade
 from app.adapters.postgres import create_engine
@@ -232,3 +233,24 @@ async def gql(server: ServerUnderTest) -> AsyncIterator[GraphQLClient]:
     """A GraphQL client talking HTTP to the test's server."""
     async with httpx.AsyncClient(timeout=60) as client:
         yield GraphQLClient(server.graphql_url, client)
+
+
+@pytest.fixture
+def spare_read_database(
+    postgres_server_url: str, template_databases: dict[History, str]
+) -> Iterator[str]:
+    """A second, empty, migrated read store (to replay the event log into and compare)."""
+    names = _fresh_databases(postgres_server_url, template_databases)
+    try:
+        yield database_url(postgres_server_url, names[History.READ])
+    finally:
+        _drop_databases(postgres_server_url, names)
+
+
+@pytest.fixture
+async def spare_read_engine(spare_read_database: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(spare_read_database, pool_size=2, connect_timeout_s=10)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

@@ -47,7 +47,12 @@ async def test_upgrade_brings_each_history_to_its_head(unmigrated_settings: Sett
     assert read_state.up_to_date
     assert {"outbox", "alembic_version_write"} <= write_tables
     assert "order_view" not in write_tables
-    assert {"order_view", "order_view_applied", "dead_letters", "alembic_version_read"} <= read_tables
+    assert {
+        "order_view",
+        "order_view_applied",
+        "dead_letters",
+        "alembic_version_read",
+    } <= read_tables
     assert "outbox" not in read_tables
 
 

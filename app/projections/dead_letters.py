@@ -86,7 +86,7 @@ async def count_dead_letters(connection: AsyncConnection) -> dict[str, int]:
     rows = await connection.execute(
         select(dead_letters.c.projection, func.count()).group_by(dead_letters.c.projection)
     )
-    return {projection: count for projection, count in rows.tuples()}
+    return {projection: count for projection, count in rows}
 
 
 @dataclass(frozen=True)
