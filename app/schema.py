@@ -13,6 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from app.error_masking import MaskUnexpectedErrors
 from app.mutations.resolvers import Mutation
+from app.queries.resolvers import ReadModelQuery
 from app.queries.service import ServiceQuery
 from app.role_rules import RULES_BY_ROLE
 from app.scalars import SCALARS
@@ -20,7 +21,7 @@ from app.settings import Role
 
 
 @strawberry.type
-class Query(ServiceQuery):
+class Query(ReadModelQuery, ServiceQuery):
     """Every read the API offers."""
 
 

@@ -40,7 +40,9 @@ class Traffic:
         if roll < 0.45 or not self.orders:
             lines = [
                 {"productId": p, "quantity": self.rng.randint(1, 3)}
-                for p in self.rng.sample(self.products, self.rng.randint(1, 3))
+                for p in self.rng.sample(
+                    self.products, self.rng.randint(1, min(3, len(self.products)))
+                )
             ]
             payload = await self.gql.mutate(
                 PLACE_ORDER, customerId=self.rng.choice(self.customers), lines=lines

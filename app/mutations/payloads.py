@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import strawberry
+from strawberry.types import Info
 
+from app.context import Context
+from app.queries.consistency import customer_after_write, order_after_write, product_after_write
 from app.queries.types import Customer, Order, Product
 from app.write.bus import Accepted
 from app.write.domain.errors import ErrorCode
@@ -32,27 +35,46 @@ class CommandPayload:
     consistency_token: str | None
 
 
+_READ_MODEL = (
+    "{} as projected, read after waiting (bounded) until its projection has applied this "
+    "command's events; null if that wait timed out or the command was refused."
+)
+
+
 @strawberry.type
 class CustomerPayload(CommandPayload):
     customer_id: strawberry.ID | None = None
-    customer: Customer | None = None
+
+    @strawberry.field(description=_READ_MODEL.format("The customer"))
+    async def customer(self, info: Info[Context, None]) -> Customer | None:
+        return await customer_after_write(info, self.customer_id, self.consistency_token)
 
 
 @strawberry.type
 class ProductPayload(CommandPayload):
     product_id: strawberry.ID | None = None
-    product: Product | None = None
+
+    @strawberry.field(description=_READ_MODEL.format("The product"))
+    async def product(self, info: Info[Context, None]) -> Product | None:
+        return await product_after_write(info, self.product_id, self.consistency_token)
 
 
 @strawberry.type
 class OrderPayload(CommandPayload):
     order_id: strawberry.ID | None = None
-    order: Order | None = None
+
+    @strawberry.field(description=_READ_MODEL.format("The order"))
+    async def order(self, info: Info[Context, None]) -> Order | None:
+        return await order_after_write(info, self.order_id, self.consistency_token)
 
 
 P = TypeVar("P", CustomerPayload, ProductPayload, OrderPayload)
 
-_ID_FIELD = {CustomerPayload: "customer_id", ProductPayload: "product_id", OrderPayload: "order_id"}
+_ID_FIELD: dict[type, str] = {
+    CustomerPayload: "customer_id",
+    ProductPayload: "product_id",
+    OrderPayload: "order_id",
+}
 
 
 def accepted(payload: type[P], outcome: Accepted) -> P:

@@ -1,0 +1,64 @@
+"""Single rows of the read tables, by id. An id that cannot exist reads as no row."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, RowMapping, Select, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.projections.tables import customer_summary, order_view, product_catalogue
+
+# Rows at version 0 were made by an order's events before the customer's or product's own
+# creation event was applied: they are not there yet as far as anyone reading is concerned.
+_CREATED: ColumnElement[int] = literal_column("0")
+
+
+def parse_id(raw: str | None) -> UUID | None:
+    """The UUID a client-given id stands for, or None when it cannot name anything."""
+    if raw is None:
+        return None
+    try:
+        return UUID(str(raw))
+    except ValueError:
+        return None
+
+
+def order_query(order_id: UUID) -> Select[Any]:
+    return select(order_view).where(order_view.c.id == order_id)
+
+
+def customer_query(customer_id: UUID) -> Select[Any]:
+    c = customer_summary.c
+    return select(customer_summary).where(c.id == customer_id, c.version > _CREATED)
+
+
+def product_query(product_id: UUID) -> Select[Any]:
+    c = product_catalogue.c
+    return select(product_catalogue).where(c.id == product_id, c.version > _CREATED)
+
+
+async def read_order(engine: AsyncEngine, order_id: str | None) -> RowMapping | None:
+    """The order_view row of an order, or None."""
+    key = parse_id(order_id)
+    return None if key is None else await _one(engine, order_query(key))
+
+
+async def read_customer(engine: AsyncEngine, customer_id: str | None) -> RowMapping | None:
+    """The customer_summary row of a registered customer, or None."""
+    key = parse_id(customer_id)
+    return None if key is None else await _one(engine, customer_query(key))
+
+
+async def read_product(engine: AsyncEngine, product_id: str | None) -> RowMapping | None:
+    """The product_catalogue row of a created product, or None."""
+    key = parse_id(product_id)
+    return None if key is None else await _one(engine, product_query(key))
+
+
+async def _one(engine: AsyncEngine, query: Select[Any]) -> RowMapping | None:
+    async with engine.connect() as connection:
+        result = await connection.execute(query)
+        row: RowMapping | None = result.mappings().first()
+        return row
