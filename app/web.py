@@ -18,6 +18,7 @@ from strawberry.asgi import GraphQL
 from app.bootstrap import open_services, readiness, require_migrated
 from app.context import Context
 from app.logs import configure_logging
+from app.projections.metrics import PipelineMetrics
 from app.request_id import RequestIdMiddleware
 from app.schema import create_schema
 from app.services import Services
@@ -56,6 +57,10 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     """Prometheus metrics of this process."""
     services: Services = request.app.state.services
+    try:
+        await request.app.state.pipeline_metrics.refresh(services)
+    except Exception:  # a store being down must not hide the command metrics
+        log.warning("pipeline metrics unavailable", exc_info=True)
     return Response(generate_latest(services.metrics), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -76,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             services = await stack.enter_async_context(open_services(settings))
             await require_migrated(services)
             app.state.services = services
+            app.state.pipeline_metrics = PipelineMetrics(services.metrics)
             if settings.role is Role.ALL:
                 await stack.enter_async_context(running_loops(services, pipeline_loops()))
             log.info("serving role %s", settings.role.value)

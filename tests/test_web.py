@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -110,3 +111,20 @@ async def test_metrics_count_commands_by_name_and_outcome(server: ServerUnderTes
     assert 'shop_commands_total{command="RegisterCustomer",outcome="already_exists"} 1.0' in text
     assert 'shop_commands_total{command="RegisterCustomer",outcome="validation"} 1.0' in text
     assert 'shop_command_seconds_count{command="RegisterCustomer",outcome="accepted"} 1.0' in text
+
+
+async def test_metrics_report_the_pipeline_as_status_does(server: ServerUnderTest) -> None:
+    mutation = (
+        'mutation { registerCustomer(input: {email: "g@example.com", name: "G"}) { version } }'
+    )
+    async with httpx.AsyncClient() as client:
+        await client.post(server.graphql_url, json={"query": mutation})
+        for _ in range(100):
+            text = (await client.get(f"{server.base_url}/metrics")).text
+            if 'shop_projection_events_applied{projection="customer_summary"} 1.0' in text:
+                break
+            await asyncio.sleep(0.05)
+    assert 'shop_projection_events_applied{projection="customer_summary"} 1.0' in text
+    assert 'shop_projection_lag_events{projection="order_view"}' in text
+    assert 'shop_projection_dead_letters{projection="daily_sales"} 0.0' in text
+    assert "shop_outbox_backlog 0.0" in text

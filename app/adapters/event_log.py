@@ -78,3 +78,9 @@ async def count(connection: AsyncConnection, aggregate_types: Sequence[str]) -> 
 
 async def last_position(connection: AsyncConnection) -> int:
     return int(await connection.scalar(text("SELECT coalesce(max(position), 0) FROM outbox")) or 0)
+
+
+async def unpublished(connection: AsyncConnection) -> int:
+    """How many committed events wait for the relay."""
+    query = text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    return int(await connection.scalar(query) or 0)

@@ -109,3 +109,33 @@ async def require_current(engine: AsyncEngine, history: History) -> None:
         f"the {history.value} database's schema is behind ({at}; this code needs "
         f"{', '.join(state.head)}): run `shop migrate` first"
     )
+
+
+READER_ROLE = "shop_reader"
+
+
+async def grant_read_access(engine: AsyncEngine, role: str = READER_ROLE) -> None:
+    """Create (if need be) a login role that may only SELECT the read store's tables.
+
+    Default privileges give it SELECT on tables created later too, such as the shadow tables a
+    rebuild swaps in.
+    """
+    if not role.replace("_", "").isalnum():
+        raise ValueError(f"bad role name {role!r}")
+    async with engine.begin() as connection:
+        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 0x5E0_0003})
+        await connection.execute(
+            text(
+                "DO $$ BEGIN "
+                f"IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
+                f"CREATE ROLE {role} LOGIN; END IF; END $$"
+            )
+        )
+        database = await connection.scalar(text("SELECT current_database()"))
+        for statement in (
+            f'GRANT CONNECT ON DATABASE "{database}" TO {role}',
+            f"GRANT USAGE ON SCHEMA public TO {role}",
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
+            f"ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO {role}",
+        ):
+            await connection.execute(text(statement))

@@ -11,7 +11,14 @@ import typer
 import uvicorn
 
 from app.bootstrap import open_services
-from app.cli.common import err, export_urls, guarded, run_prepared, settings_or_exit
+from app.cli.common import (
+    as_reader,
+    err,
+    export_urls,
+    guarded,
+    run_prepared,
+    settings_or_exit,
+)
 from app.cli.operations import dlq_cli, projections_cli
 from app.cli.stores import resolved_stores
 from app.settings import Role, Settings
@@ -42,6 +49,7 @@ def serve(
     def run() -> None:
         with resolved_stores(settings) as (resolved, embedded):
             run_prepared(resolved, embedded, migrate=False)
+            resolved = as_reader(resolved, embedded)
             export_urls(resolved)
             uvicorn.run(
                 "app.web:create_app",

@@ -11,13 +11,21 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
-from app.adapters.migrations import History, SchemaBehindError, require_current, upgrade
+from app.adapters.migrations import (
+    READER_ROLE,
+    History,
+    SchemaBehindError,
+    grant_read_access,
+    require_current,
+    upgrade,
+)
 from app.bootstrap import open_services
 from app.embedded import EmbeddedError
 from app.logs import configure_logging
 from app.services import Services
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import Role, Settings, SettingsError, load_settings
 
 err = Console(stderr=True)
 
@@ -57,6 +65,19 @@ async def prepare_stores(services: Services, embedded: frozenset[History], migra
             await upgrade(engine, history)
         else:
             await require_current(engine, history)
+    if History.READ in embedded:
+        await grant_read_access(services.read_engine)
+
+
+def as_reader(settings: Settings, embedded: frozenset[History]) -> Settings:
+    """A query-role process on the embedded read store connects as the SELECT-only role."""
+    if settings.role is not Role.QUERY or History.READ not in embedded:
+        return settings
+    assert settings.read_database_url is not None
+    url = make_url(settings.read_database_url).set(username=READER_ROLE)
+    return settings.model_copy(
+        update={"read_database_url": url.render_as_string(hide_password=False)}
+    )
 
 
 def run_prepared(settings: Settings, embedded: frozenset[History], migrate: bool) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.events.serialization import stream_fields
@@ -178,9 +178,3 @@ class _Relaying:
                     republished,
                 )
         self.epoch = current
-
-
-async def outbox_backlog(connection: AsyncConnection) -> int:
-    """How many committed events wait to be relayed."""
-    query = text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-    return int(await connection.scalar(query) or 0)
