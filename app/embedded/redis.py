@@ -91,7 +91,9 @@ class Redis:
             f"dir {_conf_value(self.folder)}",
             f"logfile {_conf_value(self.log)}",
             "appendonly yes",
-            "appendfsync everysec",
+            # A lost second of stream entries could not be noticed by the relay (see
+            # docs/deploy.md), so every write is on disk before Redis answers.
+            "appendfsync always",
             'save ""',
         ]
         self.conf.write_text("\n".join(lines) + "\n")
