@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         keep_alive=True,
         keep_alive_interval=15,
         allowed_origins=settings.allowed_origins,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )
 
     @asynccontextmanager

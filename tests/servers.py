@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import uvicorn
+from starlette.applications import Starlette
 
 from app.settings import Settings
 from app.web import create_app
@@ -19,6 +20,7 @@ class ServerUnderTest:
     """Where a running server answers."""
 
     base_url: str
+    app: Starlette
 
     @property
     def graphql_url(self) -> str:
@@ -43,7 +45,8 @@ async def running_server(settings: Settings) -> AsyncIterator[ServerUnderTest]:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
-        config = uvicorn.Config(create_app(settings), log_config=None, lifespan="on")
+        app = create_app(settings)
+        config = uvicorn.Config(app, log_config=None, lifespan="on")
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[listener]))
         while not server.started:
@@ -52,7 +55,7 @@ async def running_server(settings: Settings) -> AsyncIterator[ServerUnderTest]:
                 raise RuntimeError("the server stopped while starting")
             await asyncio.sleep(0.02)
         try:
-            yield ServerUnderTest(f"http://127.0.0.1:{port}")
+            yield ServerUnderTest(f"http://127.0.0.1:{port}", app)
         finally:
             server.should_exit = True
             await task

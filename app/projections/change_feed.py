@@ -1,9 +1,11 @@
 """The change feed: one Redis subscription per API process to the projectors' announcements.
 
 Projectors publish, after each commit, which projection changed which keys. The feed wakes
-only the watchers whose keys changed. Announcements are hints, never the truth: a woken
-watcher re-reads the read store. If the subscription breaks, every watcher is woken once it
-is back, so an announcement lost meanwhile costs a re-read, never a missed update.
+only the watches for those keys (looked up by key, so thousands of watches cost nothing per
+announcement that does not concern them). Announcements are hints, never the truth: a woken
+watcher re-reads the read store. If the subscription breaks, every watch is woken once it
+is back, marked `resync`, so an announcement lost meanwhile costs a re-read, never a missed
+update.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -22,15 +25,16 @@ from app.events.streams import changes_channel
 
 log = logging.getLogger("app.changes")
 
-Match = Callable[[str, Iterable[str]], bool]
-
 
 @dataclass(eq=False)
 class Watch:
-    """A watcher's doorbell: `changed` is set when a matching announcement arrives."""
+    """A watcher's doorbell, and the keys that changed since it last looked."""
 
-    match: Match
+    projections: frozenset[str]
+    keys: frozenset[str] | None  # None: every key of those projections
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    pending: set[str] = field(default_factory=set)
+    resync: bool = False
 
     async def wait(self, timeout_s: float | None) -> bool:
         """Wait for a ring (or the timeout) and reset the bell; True if it rang."""
@@ -41,6 +45,16 @@ class Watch:
         self.changed.clear()
         return True
 
+    def take(self) -> tuple[set[str], bool]:
+        """The keys changed since the last take, and whether a resync is due; then forget."""
+        keys, resync = self.pending, self.resync
+        self.pending, self.resync = set(), False
+        return keys, resync
+
+    def ring(self, keys: Iterable[str]) -> None:
+        self.pending.update(keys)
+        self.changed.set()
+
 
 class ChangeFeed:
     """Dispatches announcements to watches; run() holds the subscription."""
@@ -48,27 +62,56 @@ class ChangeFeed:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.channel = changes_channel(prefix)
-        self.watches: set[Watch] = set()
+        self.by_key: defaultdict[tuple[str, str], set[Watch]] = defaultdict(set)
+        self.by_projection: defaultdict[str, set[Watch]] = defaultdict(set)
         self.connected = asyncio.Event()
 
+    @property
+    def watch_count(self) -> int:
+        return sum(map(len, self.by_projection.values())) + sum(map(len, self.by_key.values()))
+
     @contextlib.asynccontextmanager
-    async def watch(self, match: Match) -> AsyncIterator[Watch]:
-        """Register a watch for the duration of the block."""
-        watch = Watch(match)
-        self.watches.add(watch)
+    async def watch(
+        self, projections: Iterable[str], keys: Iterable[str] | None = None
+    ) -> AsyncIterator[Watch]:
+        """Watch some keys (or all) of some projections for the duration of the block."""
+        watch = Watch(frozenset(projections), frozenset(keys) if keys is not None else None)
+        slots = self._slots(watch)
+        for slot_key in slots:
+            slots[slot_key].add(watch)
         try:
             yield watch
         finally:
-            self.watches.discard(watch)
+            for slot_key, slot in slots.items():
+                slot.discard(watch)
+                if not slot:  # forget empty slots, or they pile up with every watched key
+                    self._drop(slot_key)
+
+    def _slots(self, watch: Watch) -> dict[str | tuple[str, str], set[Watch]]:
+        if watch.keys is None:
+            return {p: self.by_projection[p] for p in watch.projections}
+        return {(p, k): self.by_key[(p, k)] for p in watch.projections for k in watch.keys}
+
+    def _drop(self, slot_key: str | tuple[str, str]) -> None:
+        if isinstance(slot_key, tuple):
+            self.by_key.pop(slot_key, None)
+        else:
+            self.by_projection.pop(slot_key, None)
 
     def dispatch(self, projection: str, keys: list[str]) -> None:
-        for watch in list(self.watches):
-            if watch.match(projection, keys):
-                watch.changed.set()
+        for watch in self.by_projection.get(projection, ()):
+            watch.ring(keys)
+        # A keyed watch hears the whole announcement: its neighbours tell what changed with it
+        # (ordersChanged(customerId) learns which orders from the order keys).
+        rung = {w for key in keys for w in self.by_key.get((projection, key), ())}
+        for watch in rung:
+            watch.ring(keys)
 
     def wake_all(self) -> None:
-        for watch in list(self.watches):
-            watch.changed.set()
+        for slot in (*self.by_projection.values(), *self.by_key.values()):
+            for watch in slot:
+                watch.resync = True
+                watch.changed.set()
 
     async def run(self) -> None:
         """Hold the subscription until cancelled, resubscribing after Redis trouble."""
@@ -79,7 +122,7 @@ class ChangeFeed:
                     await pubsub.subscribe(self.channel)
                     self.connected.set()
                     if broken:
-                        log.warning("change feed resubscribed; waking every watcher")
+                        log.warning("change feed resubscribed; waking every watch")
                         broken, backoff = False, 0.2
                         self.wake_all()
                     await self._listen(pubsub)

@@ -67,8 +67,7 @@ async def wait_until_applied(
     versions = decode_token(token)
     waiting_on = concerned(projections, versions)
     names = tuple(p.name for p in waiting_on)
-    watched = set(names)
-    async with feed.watch(lambda projection, _keys: projection in watched) as watch:
+    async with feed.watch(names) as watch:
         while waiting_on:
             waiting_on = [p for p in waiting_on if not await has_applied(engine, p, versions)]
             left = timeout_s - (time.monotonic() - started)

@@ -1,0 +1,162 @@
+"""The Subscription type: clients hear when projections catch up and when orders change.
+
+Each subscription is an async generator that re-reads the read store when the change feed
+rings. It yields only when the client takes the next value, so a slow client gets the newest
+state rather than a growing queue; and a version is never emitted after a newer one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+from uuid import UUID
+
+import strawberry
+from sqlalchemy import RowMapping, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.types import Info
+
+from app.context import Context
+from app.events.consistency import MalformedTokenError
+from app.projections.base import customer_orders_key, order_key
+from app.projections.consistency import wait_until_applied
+from app.projections.registry import PROJECTIONS
+from app.projections.tables import order_view
+from app.queries.errors import InvalidArgument
+from app.queries.resolvers import projection_status_list
+from app.queries.rows import parse_id, read_order
+from app.queries.types import Order, ProjectionStatus
+from app.subscriptions.types import CaughtUp
+
+MAX_TIMEOUT_MS = 60_000
+MIN_INTERVAL_MS = 200
+_ORDER_VIEW = ("order_view",)
+_RESYNC_LIMIT = 100
+_REMEMBERED = 10_000
+
+
+def _uuid_argument(raw: str | None, name: str) -> Any:
+    if raw is None:
+        return None
+    parsed = parse_id(raw)
+    if parsed is None:
+        raise InvalidArgument(f"{name} is not a valid id")
+    return parsed
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Emits once, when every projection concerned by the token's events has "
+        "applied them (at once if that is already so) or when timeoutMs passes; then completes."
+    )
+    async def projections_caught_up(
+        self, info: Info[Context, None], token: str, timeout_ms: int = 5000
+    ) -> AsyncGenerator[CaughtUp, None]:
+        if not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
+            raise InvalidArgument(f"timeoutMs must be between 0 and {MAX_TIMEOUT_MS}")
+        services = info.context.services
+        try:
+            result = await wait_until_applied(
+                services.read_engine, services.changes, token, PROJECTIONS, timeout_ms / 1000
+            )
+        except MalformedTokenError as error:
+            raise InvalidArgument(
+                "token is not a consistency token issued by this service"
+            ) from error
+        yield CaughtUp(
+            caught_up=result.caught_up,
+            projections=list(result.projections),
+            waited_ms=result.waited_ms,
+        )
+
+    @strawberry.subscription(
+        description="Emits the order as the read model holds it now, then again each time the "
+        "order projection changes it."
+    )
+    async def order_updated(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> AsyncGenerator[Order, None]:
+        order_id = _uuid_argument(id, "id")
+        services = info.context.services
+        shown = 0
+        async with services.changes.watch(_ORDER_VIEW, [order_key(order_id)]) as watch:
+            while True:
+                row = await read_order(services.read_engine, str(order_id))
+                if row is not None and row["version"] > shown:
+                    shown = row["version"]
+                    yield Order.from_row(row)
+                await watch.wait(None)
+                watch.take()
+
+    @strawberry.subscription(
+        description="Emits each order the order projection creates or changes, optionally for "
+        "one customer."
+    )
+    async def orders_changed(
+        self, info: Info[Context, None], customer_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[Order, None]:
+        customer = _uuid_argument(customer_id, "customerId")
+        services = info.context.services
+        keys = [customer_orders_key(customer)] if customer is not None else None
+        shown = _Shown()
+        async with services.changes.watch(_ORDER_VIEW, keys) as watch:
+            while True:
+                await watch.wait(None)
+                changed, resync = watch.take()
+                rows = await _changed_orders(services.read_engine, changed, customer, resync)
+                for row in shown.newer(rows):
+                    yield Order.from_row(row)
+
+    @strawberry.subscription(
+        description="Emits the status of every projection now, then every intervalMs "
+        "(at least 200)."
+    )
+    async def projection_status(
+        self, info: Info[Context, None], interval_ms: int = 1000
+    ) -> AsyncGenerator[list[ProjectionStatus], None]:
+        if not MIN_INTERVAL_MS <= interval_ms <= MAX_TIMEOUT_MS:
+            raise InvalidArgument(
+                f"intervalMs must be between {MIN_INTERVAL_MS} and {MAX_TIMEOUT_MS}"
+            )
+        while True:
+            yield await projection_status_list(info.context.services)
+            await asyncio.sleep(interval_ms / 1000)
+
+
+class _Shown:
+    """The versions ordersChanged has emitted, so none is emitted twice or after a newer one."""
+
+    def __init__(self) -> None:
+        self.versions: OrderedDict[Any, int] = OrderedDict()
+
+    def newer(self, rows: Sequence[RowMapping]) -> list[RowMapping]:
+        fresh = []
+        for row in sorted(rows, key=lambda r: (r["updated_at"], str(r["id"]))):
+            if row["version"] > self.versions.get(row["id"], 0):
+                self.versions[row["id"]] = row["version"]
+                self.versions.move_to_end(row["id"])
+                fresh.append(row)
+        while len(self.versions) > _REMEMBERED:  # bounded memory for endless streams
+            self.versions.popitem(last=False)
+        return fresh
+
+
+async def _changed_orders(
+    engine: AsyncEngine, changed: set[str], customer: UUID | None, resync: bool
+) -> Sequence[RowMapping]:
+    """The announced orders (of the customer, if given); after a resync, the latest ones."""
+    ids = [parse_id(key.removeprefix("order:")) for key in changed if key.startswith("order:")]
+    query = select(order_view)
+    if resync:  # announcements may have been lost: look at what changed most recently
+        query = query.order_by(order_view.c.updated_at.desc()).limit(_RESYNC_LIMIT)
+    elif ids:
+        query = query.where(order_view.c.id.in_([i for i in ids if i is not None]))
+    else:
+        return []
+    if customer is not None:
+        query = query.where(order_view.c.customer_id == customer)
+    async with engine.connect() as connection:
+        return (await connection.execute(query)).mappings().all()

@@ -1,0 +1,202 @@
+"""Subscriptions over both WebSocket subprotocols: first events, updates, ends, errors, limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import websockets
+
+from app.services import Services
+from app.settings import Role, Settings
+from tests.graphql_client import PAY_ORDER, SHIP_ORDER, GraphQLClient
+from tests.servers import ServerUnderTest, running_server
+from tests.ws_client import PROTOCOLS, TRANSPORT_WS, subscriber
+
+ORDER_FIELDS = "id status version customer { id } lines { sku quantity }"
+CAUGHT_UP = (
+    "subscription($t: String!, $ms: Int) { projectionsCaughtUp(token: $t, timeoutMs: $ms) "
+    "{ caughtUp projections waitedMs } }"
+)
+ORDER_UPDATED = f"subscription($id: ID!) {{ orderUpdated(id: $id) {{ {ORDER_FIELDS} }} }}"
+ORDERS_CHANGED = f"subscription($c: ID) {{ ordersChanged(customerId: $c) {{ {ORDER_FIELDS} }} }}"
+STATUS = "subscription($ms: Int) { projectionStatus(intervalMs: $ms) { name state lagEvents } }"
+
+pytestmark = pytest.mark.parametrize("protocol", PROTOCOLS)
+
+
+async def test_projections_caught_up_emits_once_then_completes(
+    server: ServerUnderTest, gql: GraphQLClient, protocol: str
+) -> None:
+    customer = await gql.customer()
+    product = await gql.product()
+    order = await gql.order(customer, (product, 1))
+    async with subscriber(server.ws_url, protocol) as ws:
+        await ws.subscribe(CAUGHT_UP, {"t": order["consistencyToken"], "ms": 10_000})
+        result = (await ws.data())["projectionsCaughtUp"]
+        assert result["caughtUp"] is True
+        assert set(result["projections"]) == {
+            "order_view", "customer_summary", "product_catalogue", "daily_sales",
+        }  # fmt: skip
+        assert (await ws.message())["type"] == "complete"
+
+
+async def test_a_bad_token_or_timeout_is_an_error(server: ServerUnderTest, protocol: str) -> None:
+    async with subscriber(server.ws_url, protocol) as ws:
+        await ws.subscribe(CAUGHT_UP, {"t": "not-a-token"})
+        bad_token = await ws.message()
+        await ws.subscribe(CAUGHT_UP, {"t": "x", "ms": 600_000})
+        bad_timeout = await ws.message()
+    assert "not a consistency token" in str(bad_token["payload"])
+    assert "timeoutMs must be between" in str(bad_timeout["payload"])
+
+
+async def test_order_updated_emits_now_and_on_each_change(
+    server: ServerUnderTest, gql: GraphQLClient, protocol: str
+) -> None:
+    customer = await gql.customer()
+    product = await gql.product()
+    order = await gql.order(customer, (product, 2))
+    async with subscriber(server.ws_url, protocol) as ws:
+        await ws.subscribe(ORDER_UPDATED, {"id": order["orderId"]})
+        first = (await ws.data())["orderUpdated"]
+        await gql.ok(PAY_ORDER, orderId=order["orderId"])
+        paid = (await ws.data())["orderUpdated"]
+        await gql.ok(SHIP_ORDER, orderId=order["orderId"])
+        shipped = (await ws.data())["orderUpdated"]
+    assert [(e["status"], e["version"]) for e in (first, paid, shipped)] == [
+        ("PLACED", 1), ("PAID", 2), ("SHIPPED", 3),
+    ]  # fmt: skip
+    assert first["lines"] == [{"sku": "SKU-1", "quantity": 2}]
+
+
+async def test_order_updated_refuses_a_malformed_id(server: ServerUnderTest, protocol: str) -> None:
+    async with subscriber(server.ws_url, protocol) as ws:
+        await ws.subscribe(ORDER_UPDATED, {"id": "nope"})
+        message = await ws.message()
+    assert message["type"] in ("error", "next", "data")
+    assert "id is not a valid id" in str(message["payload"])
+
+
+async def test_orders_changed_follows_one_customer(
+    server: ServerUnderTest, gql: GraphQLClient, protocol: str
+) -> None:
+    mine = await gql.customer("mine@example.com")
+    theirs = await gql.customer("theirs@example.com")
+    product = await gql.product(stock=100)
+    async with subscriber(server.ws_url, protocol) as ws:
+        await ws.subscribe(ORDERS_CHANGED, {"c": mine})
+        await asyncio.sleep(0.2)  # the watch is registered once the first message is handled
+        await gql.order(theirs, (product, 1))
+        placed = await gql.order(mine, (product, 1))
+        first = (await ws.data())["ordersChanged"]
+        await gql.ok(PAY_ORDER, orderId=placed["orderId"])
+        second = (await ws.data())["ordersChanged"]
+    assert (first["id"], first["status"], first["customer"]["id"]) == (
+        placed["orderId"], "PLACED", mine,
+    )  # fmt: skip
+    assert (second["id"], second["status"]) == (placed["orderId"], "PAID")
+
+
+async def test_projection_status_emits_every_interval(
+    server: ServerUnderTest, protocol: str
+) -> None:
+    async with subscriber(server.ws_url, protocol) as ws:
+        await ws.subscribe(STATUS, {"ms": 200})
+        first = (await ws.data())["projectionStatus"]
+        second = (await ws.data(timeout_s=5))["projectionStatus"]
+        await ws.subscribe(STATUS, {"ms": 100})
+        too_fast = await ws.message()
+    assert [s["name"] for s in first] == [s["name"] for s in second]
+    assert len(first) == 4
+    assert "intervalMs must be between 200" in str(too_fast["payload"])
+
+
+async def test_subscriptions_end_cleanly_when_the_client_leaves(
+    server: ServerUnderTest, gql: GraphQLClient, protocol: str
+) -> None:
+    services: Services = server.app.state.services
+    customer = await gql.customer()
+    product = await gql.product()
+    order = await gql.order(customer, (product, 1))
+    tasks_before = len(asyncio.all_tasks())
+    async with subscriber(server.ws_url, protocol) as ws:
+        await ws.subscribe(ORDER_UPDATED, {"id": order["orderId"]})
+        await ws.subscribe(ORDERS_CHANGED, {})
+        await ws.data()
+        assert services.changes.watch_count == 2
+    for _ in range(100):
+        if services.changes.watch_count == 0 and len(asyncio.all_tasks()) <= tasks_before:
+            break
+        await asyncio.sleep(0.05)
+    assert services.changes.watch_count == 0
+    assert len(asyncio.all_tasks()) <= tasks_before
+
+
+async def test_the_cap_on_subscriptions_per_connection(settings: Settings, protocol: str) -> None:
+    capped = settings.model_copy(update={"max_subscriptions_per_connection": 2})
+    async with running_server(capped) as server, subscriber(server.ws_url, protocol) as ws:
+        for _ in range(2):
+            await ws.subscribe(STATUS, {"ms": 10_000})
+            await ws.data()
+        await ws.subscribe(STATUS, {"ms": 10_000})
+        if protocol == TRANSPORT_WS:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.message()
+            assert closed.value.rcvd is not None
+            assert "subscriptions" in closed.value.rcvd.reason.lower()
+        else:
+            refused = await ws.message()
+            assert "subscriptions" in str(refused["payload"]).lower()
+
+
+async def test_cross_origin_sockets_need_the_allowlist(settings: Settings, protocol: str) -> None:
+    allowed = settings.model_copy(update={"allowed_origins": ("https://shop.example",)})
+    async with running_server(allowed) as server:
+        with pytest.raises(websockets.InvalidStatus):
+            async with subscriber(server.ws_url, protocol, {"Origin": "https://evil.example"}):
+                pass
+        async with subscriber(server.ws_url, protocol, {"Origin": "https://shop.example"}) as ws:
+            await ws.subscribe(STATUS, {"ms": 10_000})
+            assert (await ws.data())["projectionStatus"]
+
+
+@pytest.fixture
+async def split_processes(settings: Settings) -> AsyncIterator[tuple[GraphQLClient, str]]:
+    """A command-role API for mutations and a query-role API for sockets; neither projects."""
+    async with (
+        running_server(settings.model_copy(update={"role": Role.COMMAND})) as commands,
+        running_server(settings.model_copy(update={"role": Role.QUERY})) as queries,
+        httpx.AsyncClient(timeout=30) as client,
+    ):
+        yield GraphQLClient(commands.graphql_url, client), queries.ws_url
+
+
+async def test_an_update_projected_by_another_process_reaches_the_subscriber(
+    split_processes: tuple[GraphQLClient, str],
+    shop_bin: object,
+    shop_env: dict[str, str],
+    tmp_path: object,
+    protocol: str,
+) -> None:
+    from pathlib import Path
+
+    from tests.workers import Workers
+
+    commands, ws_url = split_processes
+    workers = Workers(Path(str(shop_bin)), shop_env, Path(str(tmp_path)))
+    workers.start()  # the only projector: a separate `shop worker` process
+    try:
+        customer = await commands.customer()
+        product = await commands.product()
+        order = await commands.order(customer, (product, 1))
+        async with subscriber(ws_url, protocol) as ws:
+            await ws.subscribe(ORDER_UPDATED, {"id": order["orderId"]})
+            first = (await ws.data(timeout_s=30))["orderUpdated"]
+            await commands.ok(PAY_ORDER, orderId=order["orderId"])
+            paid = (await ws.data(timeout_s=30))["orderUpdated"]
+    finally:
+        workers.stop_all()
+    assert (first["status"], paid["status"]) == ("PLACED", "PAID")

@@ -1,0 +1,70 @@
+"""A small GraphQL-over-WebSocket client speaking both subprotocols, for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+TRANSPORT_WS = "graphql-transport-ws"
+LEGACY_WS = "graphql-ws"
+PROTOCOLS = (TRANSPORT_WS, LEGACY_WS)
+
+
+class Subscriber:
+    """One connection; `subscribe` starts an operation, `next` reads its next message."""
+
+    def __init__(self, socket: ClientConnection, protocol: str) -> None:
+        self.socket = socket
+        self.protocol = protocol
+        self.ids = 0
+
+    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
+        self.ids += 1
+        kind = "subscribe" if self.protocol == TRANSPORT_WS else "start"
+        payload = {"query": query, "variables": variables or {}}
+        await self.socket.send(json.dumps({"id": str(self.ids), "type": kind, "payload": payload}))
+        return str(self.ids)
+
+    async def stop(self, operation: str) -> None:
+        kind = "complete" if self.protocol == TRANSPORT_WS else "stop"
+        await self.socket.send(json.dumps({"id": operation, "type": kind}))
+
+    async def message(self, timeout_s: float = 15) -> dict[str, Any]:
+        """The next message that is not a keep-alive."""
+        while True:
+            raw = await asyncio.wait_for(self.socket.recv(), timeout_s)
+            message: dict[str, Any] = json.loads(raw)
+            if message["type"] not in ("ka", "ping", "pong"):
+                return message
+
+    async def data(self, timeout_s: float = 15) -> dict[str, Any]:
+        """The data of the next result; fails on anything else."""
+        message = await self.message(timeout_s)
+        assert message["type"] in ("next", "data"), message
+        assert "errors" not in message["payload"], message["payload"]
+        data: dict[str, Any] = message["payload"]["data"]
+        return data
+
+
+@asynccontextmanager
+async def subscriber(
+    url: str, protocol: str, headers: dict[str, str] | None = None
+) -> AsyncIterator[Subscriber]:
+    async with websockets.connect(
+        url,
+        subprotocols=[protocol],
+        additional_headers=headers,  # type: ignore[list-item]
+    ) as socket:
+        await socket.send(json.dumps({"type": "connection_init", "payload": {}}))
+        while True:
+            ack = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            if ack["type"] != "ka":
+                break
+        assert ack["type"] == "connection_ack", ack
+        yield Subscriber(socket, protocol)
