@@ -55,7 +55,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
     )
     redis = redis_adapter.create_redis(
-        _required(settings.redis_url, "SHOP_REDIS_URL"), timeout_s=settings.readiness_timeout_s
+        _required(settings.redis_url, "SHOP_REDIS_URL"),
+        timeout_s=settings.readiness_timeout_s,
+        cluster=settings.redis_cluster,
     )
     metrics = CollectorRegistry()
     changes = ChangeFeed(redis, settings.redis_prefix)

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.adapters.redis import RedisClient
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ class Services:
     settings: Settings
     write_engine: AsyncEngine
     read_engine: AsyncEngine
-    redis: Redis
+    redis: RedisClient
     bus: CommandBus
     metrics: CollectorRegistry
     changes: ChangeFeed

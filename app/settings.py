@@ -6,7 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     read_database_url: str | None = None
     redis_url: str | None = None
+    redis_cluster: bool = False  # SHOP_REDIS_URL names one node of a Redis Cluster
     data_dir: Path = Path(".shop-data")
 
     host: str = "127.0.0.1"
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(5.0, gt=0, le=120)
     readiness_timeout_s: float = Field(2.0, gt=0, le=60)
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    max_subscriptions_per_connection: int = Field(100, ge=1, le=10_000)
 
     stream_partitions: int = Field(8, ge=1, le=1024)
     stream_max_len: int = Field(1_000_000, ge=1000)
@@ -65,6 +67,14 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
         return _check_scheme(value, _REDIS_SCHEMES)
+
+    @field_validator("redis_cluster")
+    @classmethod
+    def _cluster_needs_a_node_url(cls, value: bool, info: ValidationInfo) -> bool:
+        url = info.data.get("redis_url")
+        if value and (url is None or url.startswith("unix://")):
+            raise ValueError("needs SHOP_REDIS_URL=redis://host:port/0 naming a cluster node")
+        return value
 
     @field_validator("log_level")
     @classmethod

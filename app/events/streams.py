@@ -28,9 +28,10 @@ def acked_key(prefix: str, partition: int, projection: str) -> str:
     return f"{prefix}:acked:{projection}:{{p{partition}}}"
 
 
-def epoch_key(prefix: str) -> str:
-    """Set by the relay; gone means Redis lost its data and the outbox must be sent again."""
-    return f"{prefix}:epoch"
+def epoch_key(prefix: str, partition: int) -> str:
+    """Set by the relay in the partition's slot; gone means the Redis (Cluster node) holding
+    the partition lost its data, and the outbox must be sent again."""
+    return f"{prefix}:epoch:{{p{partition}}}"
 
 
 def changes_channel(prefix: str) -> str:

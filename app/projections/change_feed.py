@@ -18,9 +18,9 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.adapters.redis import RedisClient
 from app.events.streams import changes_channel
 
 log = logging.getLogger("app.changes")
@@ -59,7 +59,7 @@ class Watch:
 class ChangeFeed:
     """Dispatches announcements to watches; run() holds the subscription."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
         self.redis = redis
         self.channel = changes_channel(prefix)
         self.by_key: defaultdict[tuple[str, str], set[Watch]] = defaultdict(set)

@@ -8,11 +8,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.adapters.redis import RedisClient
 from app.events import UnknownEventError
 from app.events.serialization import from_stream_fields
 from app.events.streams import acked_key, changes_channel, group_name, stream_key
@@ -49,7 +49,7 @@ class PartitionConsumer:
         unit: Unit,
         consumer: str,
         settings: Settings,
-        redis: Redis,
+        redis: RedisClient,
         engine: AsyncEngine,
     ) -> None:
         self.projection = projection

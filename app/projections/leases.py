@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from app.adapters.redis import RedisClient
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -38,7 +38,7 @@ class Unit:
 class Leases:
     """This worker's view of who holds which unit."""
 
-    def __init__(self, redis: Redis, prefix: str, worker_id: str, ttl_s: float) -> None:
+    def __init__(self, redis: RedisClient, prefix: str, worker_id: str, ttl_s: float) -> None:
         self.redis = redis
         self.prefix = prefix
         self.worker_id = worker_id

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.adapters.redis import RedisClient
 from app.events.streams import acked_key, group_name, published_key, stream_key
 from app.projections.base import Projection
 from app.projections.dead_letters import count_dead_letters
@@ -42,7 +42,7 @@ class ProjectionStatus:
 
 async def projection_statuses(
     engine: AsyncEngine,
-    redis: Redis,
+    redis: RedisClient,
     prefix: str,
     partitions: int,
     projections: Sequence[Projection],
@@ -80,7 +80,7 @@ def _state(
 
 
 async def _lag(
-    redis: Redis, prefix: str, partitions: int, projection: str
+    redis: RedisClient, prefix: str, partitions: int, projection: str
 ) -> tuple[int, float | None]:
     """Unacknowledged entries over all partitions, and the time of the oldest (epoch s)."""
     pipe = redis.pipeline(transaction=False)
@@ -98,7 +98,7 @@ async def _lag(
     return lag, min(times) if times else None
 
 
-async def _oldest_unacked(redis: Redis, stream: str, group: str) -> float | None:
+async def _oldest_unacked(redis: RedisClient, stream: str, group: str) -> float | None:
     # redis-py's annotations cover RESP3 too; with RESP2 these are plain lists and dicts.
     pending: Any
     groups: Any

@@ -17,11 +17,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.adapters.redis import RedisClient
 from app.events.serialization import stream_fields
 from app.events.streams import epoch_key, partition_of, published_key, stream_key
 from app.services import Services
@@ -71,13 +71,17 @@ async def _listen(connection: AsyncConnection) -> asyncio.Event:
 
 class _Relaying:
     def __init__(
-        self, settings: Settings, redis: Redis, connection: AsyncConnection, wake: asyncio.Event
+        self,
+        settings: Settings,
+        redis: RedisClient,
+        connection: AsyncConnection,
+        wake: asyncio.Event,
     ) -> None:
         self.settings = settings
         self.redis = redis
         self.connection = connection
         self.wake = wake
-        self.epoch: str | None = None
+        self.epochs: list[Any] | None = None
         self.outage_since: float | None = None
 
     async def run(self) -> None:
@@ -153,17 +157,24 @@ class _Relaying:
     async def _check_epoch(self) -> None:
         """Notice a Redis that lost its data (restarted empty) and send the whole log again.
 
+        Each partition has its own epoch key, in the partition's slot, so on a Cluster a
+        node that restarts empty takes the epoch keys of its partitions with it too.
         Projections skip what they already applied, so sending again is safe; sending less
         could lose events whose stream entries vanished before they were consumed.
         """
-        key = epoch_key(self.settings.redis_prefix)
-        current: Any = await self.redis.get(key)
-        if current is not None and current == self.epoch:
+        prefix = self.settings.redis_prefix
+        keys = [epoch_key(prefix, p) for p in range(self.settings.stream_partitions)]
+        current = await self._get_all(keys)
+        if current == self.epochs:
             return
-        if current is None:
-            current = uuid.uuid4().hex
-            await self.redis.set(key, current, nx=True)
-            current = await self.redis.get(key)
+        missing = [key for key, value in zip(keys, current, strict=True) if value is None]
+        if missing:
+            fresh = uuid.uuid4().hex
+            pipe = self.redis.pipeline(transaction=False)
+            for key in missing:
+                pipe.set(key, fresh, nx=True)
+            await pipe.execute()
+            current = await self._get_all(keys)
             republished = (
                 await self.connection.execute(
                     update(outbox)
@@ -173,8 +184,14 @@ class _Relaying:
             ).rowcount
             if republished:
                 log.warning(
-                    "Redis holds no event streams (restarted without its data?): "
-                    "sending all %d published events again",
-                    republished,
-                )
-        self.epoch = current
+                    "Redis holds no event streams for %d of %d partitions (restarted without "
+                    "its data?): sending all %d published events again",
+                    len(missing), len(keys), republished,
+                )  # fmt: skip
+        self.epochs = current
+
+    async def _get_all(self, keys: list[str]) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(key)
+        return list(await pipe.execute())
