@@ -6,12 +6,13 @@ read it.
 
 from __future__ import annotations
 
-from typing import NewType
+from typing import NewType, TypeVar
 
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
 _LIMIT = 2**53
+T = TypeVar("T")
 
 Long = NewType("Long", int)
 
@@ -36,3 +37,8 @@ SCALARS: dict[object, ScalarDefinition] = {
         parse_value=_parse_long,
     )
 }
+
+
+def given(value: T | None) -> T | None:
+    """An optional input field the client left out arrives as UNSET; it means None."""
+    return None if value is strawberry.UNSET else value

@@ -18,6 +18,7 @@ from app.queries.service import ServiceQuery
 from app.role_rules import RULES_BY_ROLE
 from app.scalars import SCALARS
 from app.settings import Role
+from app.subscriptions.resolvers import Subscription
 
 
 @strawberry.type
@@ -42,6 +43,7 @@ def create_schema(role: Role = Role.ALL) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=_extensions(role),  # type: ignore[arg-type]
         config=StrawberryConfig(scalar_map=SCALARS),
     )

@@ -43,6 +43,13 @@ class Subscriber:
             if message["type"] not in ("ka", "ping", "pong"):
                 return message
 
+    async def until_done(self, timeout_s: float = 15) -> list[dict[str, Any]]:
+        """Every message up to the operation's end (complete, or an error, which ends it)."""
+        messages = [await self.message(timeout_s)]
+        while messages[-1]["type"] not in ("complete", "error"):
+            messages.append(await self.message(timeout_s))
+        return messages
+
     async def data(self, timeout_s: float = 15) -> dict[str, Any]:
         """The data of the next result; fails on anything else."""
         message = await self.message(timeout_s)

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 import strawberry
 
-from app.scalars import Long
+from app.scalars import Long, given
 from app.write import commands
-
-T = TypeVar("T")
-
-
-def _given(value: T | None) -> T | None:
-    """An optional input field the client left out arrives as UNSET; commands want None."""
-    return None if value is strawberry.UNSET else value
 
 
 @strawberry.input
@@ -25,7 +16,7 @@ class RegisterCustomerInput:
 
     def command(self) -> commands.RegisterCustomer:
         return commands.RegisterCustomer(
-            command_id=_given(self.command_id), email=self.email, name=self.name
+            command_id=given(self.command_id), email=self.email, name=self.name
         )
 
 
@@ -39,7 +30,7 @@ class CreateProductInput:
 
     def command(self) -> commands.CreateProduct:
         return commands.CreateProduct(
-            command_id=_given(self.command_id),
+            command_id=given(self.command_id),
             sku=self.sku,
             name=self.name,
             price_cents=self.price_cents,
@@ -56,10 +47,10 @@ class ChangeProductPriceInput:
 
     def command(self) -> commands.ChangeProductPrice:
         return commands.ChangeProductPrice(
-            command_id=_given(self.command_id),
+            command_id=given(self.command_id),
             product_id=self.product_id,
             price_cents=self.price_cents,
-            expected_version=_given(self.expected_version),
+            expected_version=given(self.expected_version),
         )
 
 
@@ -71,7 +62,7 @@ class RestockProductInput:
 
     def command(self) -> commands.RestockProduct:
         return commands.RestockProduct(
-            command_id=_given(self.command_id), product_id=self.product_id, quantity=self.quantity
+            command_id=given(self.command_id), product_id=self.product_id, quantity=self.quantity
         )
 
 
@@ -89,7 +80,7 @@ class PlaceOrderInput:
 
     def command(self) -> commands.PlaceOrder:
         return commands.PlaceOrder(
-            command_id=_given(self.command_id),
+            command_id=given(self.command_id),
             customer_id=self.customer_id,
             lines=tuple(
                 commands.OrderLine(product_id=line.product_id, quantity=line.quantity)
@@ -106,9 +97,9 @@ class PayOrderInput:
 
     def command(self) -> commands.PayOrder:
         return commands.PayOrder(
-            command_id=_given(self.command_id),
+            command_id=given(self.command_id),
             order_id=self.order_id,
-            expected_version=_given(self.expected_version),
+            expected_version=given(self.expected_version),
         )
 
 
@@ -120,9 +111,9 @@ class ShipOrderInput:
 
     def command(self) -> commands.ShipOrder:
         return commands.ShipOrder(
-            command_id=_given(self.command_id),
+            command_id=given(self.command_id),
             order_id=self.order_id,
-            expected_version=_given(self.expected_version),
+            expected_version=given(self.expected_version),
         )
 
 
@@ -135,8 +126,8 @@ class CancelOrderInput:
 
     def command(self) -> commands.CancelOrder:
         return commands.CancelOrder(
-            command_id=_given(self.command_id),
+            command_id=given(self.command_id),
             order_id=self.order_id,
-            reason=_given(self.reason),
-            expected_version=_given(self.expected_version),
+            reason=given(self.reason),
+            expected_version=given(self.expected_version),
         )

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import Enum
-from typing import TypeVar
 
 import strawberry
 
+from app.ids import parse_id
 from app.queries.errors import InvalidArgument
 from app.queries.listings import MAX_SEARCH_LENGTH, OrderCriteria
-from app.queries.rows import parse_id
 from app.queries.types import OrderStatus
-from app.scalars import Long
-
-T = TypeVar("T")
+from app.scalars import Long, given
 
 
 @strawberry.enum
@@ -46,15 +43,15 @@ class OrderFilter:
 
     def criteria(self) -> OrderCriteria:
         """The filter as listing criteria; a customer id that cannot exist matches nothing."""
-        customer = _given(self.customer_id)
+        customer = given(self.customer_id)
         customer_id = parse_id(customer)
-        statuses = _given(self.status)
+        statuses = given(self.status)
         return OrderCriteria(
             customer_id=customer_id,
             statuses=None if statuses is None else tuple(s.value for s in statuses),
-            placed_from=_aware(_given(self.placed_from)),
-            placed_to=_aware(_given(self.placed_to)),
-            min_total_cents=_given(self.min_total_cents),
+            placed_from=_aware(given(self.placed_from)),
+            placed_to=_aware(given(self.placed_to)),
+            min_total_cents=given(self.min_total_cents),
             matches_nothing=customer is not None and customer_id is None,
         )
 
@@ -67,18 +64,15 @@ class ProductFilter:
     in_stock: bool | None = strawberry.UNSET
 
     def search_text(self) -> str | None:
-        text = _given(self.search)
+        text = given(self.search)
         if text is not None and len(text) > MAX_SEARCH_LENGTH:
             raise InvalidArgument(f"search must be at most {MAX_SEARCH_LENGTH} characters")
+        if text is not None and "\x00" in text:
+            raise InvalidArgument("search must not contain NUL characters")
         return text or None
 
     def stock_wanted(self) -> bool | None:
-        return _given(self.in_stock)
-
-
-def _given(value: T | None) -> T | None:
-    """An input field the client left out arrives as UNSET; it means no condition."""
-    return None if value is strawberry.UNSET else value
+        return given(self.in_stock)
 
 
 def _aware(moment: datetime | None) -> datetime | None:

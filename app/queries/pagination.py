@@ -216,7 +216,10 @@ def _loaded(kind: Kind, value: Any) -> Any:
         if isinstance(number, bool) or not -_BIGINT <= number < _BIGINT:
             raise ValueError("out of range")
         return number
-    return _of(value, str)
+    text = _of(value, str)
+    if "\x00" in text:  # PostgreSQL text cannot hold it; no stored name does
+        raise ValueError("NUL in a cursor")
+    return text
 
 
 def _of(value: Any, kind: type) -> Any:

@@ -32,6 +32,7 @@ from app.queries.listings import (
 from app.queries.rows import read_customer, read_order, read_product
 from app.queries.sales import read_sales_report
 from app.queries.types import Customer, DailySales, Order, Product, ProjectionStatus
+from app.services import Services
 
 ConsistentWith = Annotated[
     str | None,
@@ -135,13 +136,17 @@ class ReadModelQuery:
 
     @strawberry.field(description="How far each projection is.")
     async def projections(self, info: Info[Context, None]) -> list[ProjectionStatus]:
-        services = info.context.services
-        settings = services.settings
-        statuses = await projection_statuses(
-            services.read_engine,
-            services.redis,
-            settings.redis_prefix,
-            settings.stream_partitions,
-            PROJECTIONS,
-        )
-        return [ProjectionStatus.of(status) for status in statuses]
+        return await projection_status_list(info.context.services)
+
+
+async def projection_status_list(services: Services) -> list[ProjectionStatus]:
+    """The status of every projection (the `projections` field, and its subscription)."""
+    settings = services.settings
+    statuses = await projection_statuses(
+        services.read_engine,
+        services.redis,
+        settings.redis_prefix,
+        settings.stream_partitions,
+        PROJECTIONS,
+    )
+    return [ProjectionStatus.of(status) for status in statuses]

@@ -8,6 +8,7 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, RowMapping, Select, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.ids import parse_id
 from app.projections.tables import customer_summary, order_view, product_catalogue
 
 # Rows at version 0 were made by an order's events before the customer's or product's own
@@ -15,26 +16,19 @@ from app.projections.tables import customer_summary, order_view, product_catalog
 _CREATED: ColumnElement[int] = literal_column("0")
 
 
-def parse_id(raw: str | None) -> UUID | None:
-    """The UUID a client-given id stands for, or None when it cannot name anything."""
-    if raw is None:
-        return None
-    try:
-        return UUID(str(raw))
-    except ValueError:
-        return None
-
-
 def order_query(order_id: UUID) -> Select[Any]:
+    """The query for one order_view row."""
     return select(order_view).where(order_view.c.id == order_id)
 
 
 def customer_query(customer_id: UUID) -> Select[Any]:
+    """The query for one shown customer_summary row."""
     c = customer_summary.c
     return select(customer_summary).where(c.id == customer_id, c.version > _CREATED)
 
 
 def product_query(product_id: UUID) -> Select[Any]:
+    """The query for one shown product_catalogue row."""
     c = product_catalogue.c
     return select(product_catalogue).where(c.id == product_id, c.version > _CREATED)
 

@@ -12,10 +12,10 @@ from sqlalchemy import RowMapping
 from strawberry.types import Info
 
 from app.context import Context
+from app.ids import parse_id
 from app.projections import status as projection_status
 from app.queries.connections import Connection, paged
 from app.queries.listings import OrderCriteria, orders_listing
-from app.queries.rows import parse_id
 from app.scalars import Long
 
 

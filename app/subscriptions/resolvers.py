@@ -20,13 +20,14 @@ from strawberry.types import Info
 
 from app.context import Context
 from app.events.consistency import MalformedTokenError
+from app.ids import parse_id
 from app.projections.base import customer_orders_key, order_key
 from app.projections.consistency import wait_until_applied
 from app.projections.registry import PROJECTIONS
 from app.projections.tables import order_view
 from app.queries.errors import InvalidArgument
 from app.queries.resolvers import projection_status_list
-from app.queries.rows import parse_id, read_order
+from app.queries.rows import read_order
 from app.queries.types import Order, ProjectionStatus
 from app.subscriptions.types import CaughtUp
 
@@ -53,8 +54,9 @@ class Subscription:
         "applied them (at once if that is already so) or when timeoutMs passes; then completes."
     )
     async def projections_caught_up(
-        self, info: Info[Context, None], token: str, timeout_ms: int = 5000
+        self, info: Info[Context, None], token: str, timeout_ms: int | None = 5000
     ) -> AsyncGenerator[CaughtUp, None]:
+        timeout_ms = 5000 if timeout_ms is None else timeout_ms
         if not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
             raise InvalidArgument(f"timeoutMs must be between 0 and {MAX_TIMEOUT_MS}")
         services = info.context.services
@@ -115,8 +117,9 @@ class Subscription:
         "(at least 200)."
     )
     async def projection_status(
-        self, info: Info[Context, None], interval_ms: int = 1000
+        self, info: Info[Context, None], interval_ms: int | None = 1000
     ) -> AsyncGenerator[list[ProjectionStatus], None]:
+        interval_ms = 1000 if interval_ms is None else interval_ms
         if not MIN_INTERVAL_MS <= interval_ms <= MAX_TIMEOUT_MS:
             raise InvalidArgument(
                 f"intervalMs must be between {MIN_INTERVAL_MS} and {MAX_TIMEOUT_MS}"

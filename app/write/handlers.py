@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 
+from app.ids import parse_id
 from app.write import commands
 from app.write.bus import Handler
 from app.write.commands import Command
-from app.write.domain.aggregate import parse_id
 from app.write.domain.customer import Customer
 from app.write.domain.errors import ErrorCode, reject
 from app.write.domain.order import LineRequest, Order, check_lines

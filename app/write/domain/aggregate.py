@@ -29,11 +29,3 @@ class Aggregate:
                 f"expected version {expected}, but it is at version {self.version}",
                 "expectedVersion",
             )
-
-
-def parse_id(raw: str) -> UUID | None:
-    """The UUID a client-given id stands for, or None when it cannot name anything."""
-    try:
-        return UUID(raw)
-    except ValueError:
-        return None
