@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
+from app.cancellation import reraise_if_cancelling
 from app.projections.registry import PROJECTIONS
 from app.projections.runner import ProjectionRunner
 from app.services import Services
@@ -41,6 +42,7 @@ async def supervise(loop: BackgroundLoop, services: Services, first_backoff_s: f
         except asyncio.CancelledError:
             raise
         except Exception:
+            reraise_if_cancelling()
             log.exception("loop %s failed; restarting in %.1f s", loop.name, backoff)
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, _MAX_BACKOFF_S)

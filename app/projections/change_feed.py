@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from redis.exceptions import RedisError
 
 from app.adapters.redis import RedisClient
+from app.cancellation import reraise_if_cancelling
 from app.events.streams import changes_channel
 
 log = logging.getLogger("app.changes")
@@ -127,6 +128,7 @@ class ChangeFeed:
                         self.wake_all()
                     await self._listen(pubsub)
             except (RedisError, OSError) as error:
+                reraise_if_cancelling()
                 self.connected.clear()
                 if not broken:
                     log.error("change feed lost its subscription: %s", error)

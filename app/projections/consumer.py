@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.redis import RedisClient
+from app.cancellation import reraise_if_cancelling
 from app.events import UnknownEventError
 from app.events.serialization import from_stream_fields
 from app.events.streams import acked_key, changes_channel, group_name, stream_key
@@ -78,6 +79,7 @@ class PartitionConsumer:
                     outage = False
                 await self.consume()
             except (RedisError, OperationalError, InterfaceError, OSError, TimeoutError) as error:
+                reraise_if_cancelling()
                 if not outage:  # once per outage, not per try
                     log.error("%s %s: paused: %s", self.projection.name, self.stream, error)
                     outage = True
@@ -162,6 +164,7 @@ class PartitionConsumer:
             async with self.engine.begin() as connection:
                 return await apply_batch(connection, self.projection, deliveries)
         except Exception as error:
+            reraise_if_cancelling()
             if is_transient(error):
                 raise
             log.warning("%s: batch of %d failed (%s); applying one by one",
@@ -185,6 +188,7 @@ class PartitionConsumer:
                 async with self.engine.begin() as connection:
                     return await apply_batch(connection, self.projection, [delivery])
             except Exception as error:
+                reraise_if_cancelling()
                 if is_transient(error):
                     raise
                 if attempt == attempts:

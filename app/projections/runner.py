@@ -82,7 +82,9 @@ class ProjectionRunner:
     async def _stop(self, unit: Unit, leases: Leases, *, release: bool = True) -> None:
         task = self.tasks.pop(unit)
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        _, still_running = await asyncio.wait([task], timeout=10)
+        if still_running:  # never let one stuck consumer hold a shutdown
+            log.error("consumer %s/%d did not stop within 10 s", unit.projection, unit.partition)
         if release:
             await leases.release(unit)
 

@@ -84,14 +84,18 @@ class Subscription:
         order_id = _uuid_argument(id, "id")
         services = info.context.services
         shown = 0
-        async with services.changes.watch(_ORDER_VIEW, [order_key(order_id)]) as watch:
-            while True:
+        while True:
+            # No watch is held across the yield: a client that vanishes while a value is
+            # on its way leaves nothing registered. The re-read after registering again
+            # catches any change made meanwhile.
+            async with services.changes.watch(_ORDER_VIEW, [order_key(order_id)]) as watch:
                 row = await read_order(services.read_engine, str(order_id))
-                if row is not None and row["version"] > shown:
-                    shown = row["version"]
-                    yield Order.from_row(row)
-                await watch.wait(None)
-                watch.take()
+                while row is None or row["version"] <= shown:
+                    await watch.wait(None)
+                    watch.take()
+                    row = await read_order(services.read_engine, str(order_id))
+            shown = row["version"]
+            yield Order.from_row(row)
 
     @strawberry.subscription(
         description="Emits each order the order projection creates or changes, optionally for "

@@ -22,6 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.adapters.redis import RedisClient
+from app.cancellation import reraise_if_cancelling
 from app.events.serialization import stream_fields
 from app.events.streams import epoch_key, partition_of, published_key, stream_key
 from app.services import Services
@@ -91,6 +92,7 @@ class _Relaying:
             try:
                 sent = await self.relay_batch()
             except RedisError as error:
+                reraise_if_cancelling()
                 self._log_outage(error)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
