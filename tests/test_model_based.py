@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import pytest
 from sqlalchemy import text
 
 from app.events.consistency import AggregateVersion, decode_token, encode_token
@@ -44,6 +45,9 @@ from tests.test_queries_support import (
     SALES_REPORT,
     page_through,
 )
+
+# Heavy load: run one after another with the other load tests (see pyproject addopts).
+pytestmark = pytest.mark.xdist_group("load")
 
 SEED = 20261122
 COMMANDS = 2000

@@ -20,7 +20,8 @@ from tests.servers import running_server
 from tests.shop_traffic import Traffic
 from tests.workers import Workers
 
-pytestmark = pytest.mark.slow
+# Heavy load: run one after another with the other load tests (see pyproject addopts).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("load")]
 
 
 @pytest.fixture

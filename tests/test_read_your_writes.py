@@ -8,11 +8,15 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from app.settings import Role, Settings
 from tests.graphql_client import PAYLOAD_FIELDS, REGISTER_CUSTOMER, GraphQLClient
 from tests.servers import running_server
 from tests.test_queries_support import CUSTOMER, ORDER
+
+# Heavy load: run one after another with the other load tests (see pyproject addopts).
+pytestmark = pytest.mark.xdist_group("load")
 
 CLIENTS = 10
 ROUNDS = 25  # each round is two mutations, each followed by a read: 500 writes in all

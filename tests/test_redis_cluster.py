@@ -225,7 +225,8 @@ async def test_create_redis_gives_a_cluster_client_when_asked() -> None:
         assert isinstance(single, Redis)
         kwargs = cluster.get_connection_kwargs()
         assert kwargs["decode_responses"] is True
-        assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == 1.5
+        assert kwargs["socket_connect_timeout"] == 1.5
+        assert kwargs["socket_timeout"] == 10.0  # reads may take longer on a busy host
         assert kwargs["protocol"] in (None, 2)
     finally:
         await cluster.aclose()

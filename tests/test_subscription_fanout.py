@@ -12,7 +12,8 @@ from tests.graphql_client import PAY_ORDER, GraphQLClient
 from tests.servers import ServerUnderTest
 from tests.ws_client import TRANSPORT_WS, subscriber
 
-pytestmark = pytest.mark.slow
+# Heavy load: run one after another with the other load tests (see pyproject addopts).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("load")]
 SUBSCRIBERS = 1000
 log = logging.getLogger("tests.fanout")
 

@@ -22,7 +22,9 @@ def create_engine(url: str, *, pool_size: int, connect_timeout_s: float) -> Asyn
         make_url(asyncpg_url(url)),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_timeout=connect_timeout_s,
+        # Waiting for a pooled connection under load is normal; failing fast is for a dead
+        # server, which the connect timeout covers.
+        pool_timeout=max(30.0, connect_timeout_s),
         # A pooled connection may be dead after a server restart; check it on checkout.
         pool_pre_ping=True,
         connect_args={"timeout": connect_timeout_s, "server_settings": {"timezone": "UTC"}},

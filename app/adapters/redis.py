@@ -89,7 +89,7 @@ def create_redis(url: str, *, timeout_s: float, cluster: bool = False) -> RedisC
             url,
             decode_responses=True,
             socket_connect_timeout=timeout_s,
-            socket_timeout=timeout_s,
+            socket_timeout=_read_timeout(timeout_s),
             health_check_interval=30,
             max_connections=_MAX_CONNECTIONS_PER_NODE,
         )
@@ -97,10 +97,17 @@ def create_redis(url: str, *, timeout_s: float, cluster: bool = False) -> RedisC
         url,
         decode_responses=True,
         socket_connect_timeout=timeout_s,
-        socket_timeout=timeout_s,
+        socket_timeout=_read_timeout(timeout_s),
         health_check_interval=30,
         retry_on_timeout=False,
     )
+
+
+def _read_timeout(connect_timeout_s: float) -> float:
+    # Connecting fails fast when Redis is down; an answer may take longer on a busy host,
+    # and a blocking XREADGROUP waits up to a second by design. Readiness checks bound
+    # themselves (see app.bootstrap.readiness).
+    return max(10.0, connect_timeout_s)
 
 
 async def ping(redis: RedisClient) -> None:

@@ -79,10 +79,20 @@ async def _lock_guard(
     if not aggregate_ids:
         return {}
     applied = projection.applied
+    ordered = sorted(aggregate_ids)
+    # Make sure every aggregate has a guard row to lock. Without it, two appliers of the
+    # same new aggregate (a worker whose lease lapsed while it still ran, and its successor)
+    # would both find nothing to lock and both apply the first event. The insert of a key
+    # another transaction has just inserted waits for that transaction, then does nothing.
+    await connection.execute(
+        insert(applied)
+        .values([{"aggregate_id": key, "version": 0} for key in ordered])
+        .on_conflict_do_nothing(index_elements=["aggregate_id"])
+    )
     # Locked in id order, so two appliers of one projection cannot deadlock on the guard.
     rows = await connection.execute(
         select(applied.c.aggregate_id, applied.c.version, applied.c.parked)
-        .where(applied.c.aggregate_id.in_(sorted(aggregate_ids)))
+        .where(applied.c.aggregate_id.in_(ordered))
         .order_by(applied.c.aggregate_id)
         .with_for_update()
     )

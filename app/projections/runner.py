@@ -89,15 +89,25 @@ class ProjectionRunner:
             await leases.release(unit)
 
     async def _stop_all(self, leases: Leases) -> None:
-        for unit in list(self.tasks):
-            try:
-                await self._stop(unit, leases)
-            except Exception:  # Redis may be gone at shutdown; the leases expire anyway
-                self.tasks.pop(unit, None)
+        """Stop every consumer at once; give leases back if Redis answers quickly.
+
+        Shutdown must not wait on Redis: unreleased leases simply expire.
+        """
+        units, tasks = list(self.tasks), list(self.tasks.values())
+        self.tasks.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _, still_running = await asyncio.wait(tasks, timeout=5)
+            if still_running:
+                log.error("%d consumers did not stop within 5 s", len(still_running))
         try:
-            await leases.leave()
+            async with asyncio.timeout(2):
+                for unit in units:
+                    await leases.release(unit)
+                await leases.leave()
         except Exception:
-            log.debug("could not say goodbye to Redis", exc_info=True)
+            log.debug("could not give the leases back; they will expire", exc_info=True)
 
     def _report_end(self, unit: Unit, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
