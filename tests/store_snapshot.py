@@ -8,14 +8,20 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 WRITE_TABLES = ("customers", "products", "orders", "order_lines", "outbox", "idempotency")
+# The relay marks outbox rows published in the background: that is not a command's write.
+_COLUMNS = {
+    "outbox": "position, event_id, aggregate_type, aggregate_id, aggregate_version, "
+    "event_type, schema_version, payload, occurred_at"
+}
 
 
 async def write_store(engine: AsyncEngine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every write table, in a stable order."""
+    """Every row of every write table, in a stable order (outbox without published_at)."""
     snapshot = {}
     async with engine.connect() as connection:
         for table in WRITE_TABLES:
-            rows = await connection.execute(text(f"SELECT * FROM {table} ORDER BY 1, 2"))
+            columns = _COLUMNS.get(table, "*")
+            rows = await connection.execute(text(f"SELECT {columns} FROM {table} ORDER BY 1, 2"))
             snapshot[table] = [tuple(row) for row in rows]
     return snapshot
 
