@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -17,6 +18,7 @@ from app.write.relay import OutboxRelay
 log = logging.getLogger("app.worker")
 
 _MAX_BACKOFF_S = 30.0
+_STOP_TIMEOUT_S = 15.0
 
 
 class BackgroundLoop(Protocol):
@@ -60,5 +62,9 @@ async def running_loops(
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(tasks, timeout=_STOP_TIMEOUT_S) if tasks else ((), ())
+        for task in stuck:  # say where, rather than hold the shutdown forever
+            where = "".join(traceback.format_stack(task.get_stack()[-1]))
+            log.error("loop %s did not stop in %.0f s; leaving it:\n%s", task.get_name(),
+                      _STOP_TIMEOUT_S, where)  # fmt: skip
         log.info("worker loops stopped")

@@ -27,7 +27,17 @@ def create_engine(url: str, *, pool_size: int, connect_timeout_s: float) -> Asyn
         pool_timeout=max(30.0, connect_timeout_s),
         # A pooled connection may be dead after a server restart; check it on checkout.
         pool_pre_ping=True,
-        connect_args={"timeout": connect_timeout_s, "server_settings": {"timezone": "UTC"}},
+        connect_args={
+            "timeout": connect_timeout_s,
+            # No statement of ours takes a minute: one that does is stuck (a lock held by a
+            # transaction nobody will finish), and failing lets its loop recover.
+            "command_timeout": 60,
+            "server_settings": {
+                "timezone": "UTC",
+                # A transaction left open by a killed task must not hold its locks forever.
+                "idle_in_transaction_session_timeout": "60000",
+            },
+        },
     )
 
 
