@@ -18,6 +18,8 @@ from strawberry.asgi import GraphQL
 from app.bootstrap import open_services, readiness, require_migrated
 from app.context import Context
 from app.logs import configure_logging
+from app.playground.pages import graphiql_response
+from app.playground.pages import routes as playground_routes
 from app.projections.metrics import PipelineMetrics
 from app.request_id import RequestIdMiddleware
 from app.schema import create_schema
@@ -38,6 +40,10 @@ class ShopGraphQL(GraphQL[Context, None]):
             response=response,  # type: ignore[arg-type]
             request_id=request.scope.get("state", {}).get("request_id", "-"),
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from this package's own files, with the contract's operations as tabs."""
+        return graphiql_response()
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -94,5 +100,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        *playground_routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIdMiddleware)])
