@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.redis import RedisClient
 from app.settings import Settings
+from app.single_flight import SingleFlight
 
 if TYPE_CHECKING:
     # Only for annotations: the read side must not import the write side at run time.
@@ -28,3 +30,10 @@ class Services:
     bus: CommandBus
     metrics: CollectorRegistry
     changes: ChangeFeed
+    shared_reads: SingleFlight = field(default_factory=SingleFlight)
+
+    @cached_property
+    def query_engine(self) -> AsyncEngine:
+        """The read store for queries: each statement on its own (no BEGIN and ROLLBACK
+        around a single SELECT); the pool is the read engine's."""
+        return self.read_engine.execution_options(isolation_level="AUTOCOMMIT")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -178,7 +179,14 @@ async def test_a_poison_event_is_parked_and_retried_in_order_after_a_fix(
     assert (tuple(row), left) == (("SHIPPED", 3), 0)
 
 
+@pytest.mark.parametrize(
+    ("args", "rebuilt"),
+    [(["order_view"], ["order_view"]), (["--all"], [p.name for p in PROJECTIONS])],
+    ids=["one", "all"],
+)
 async def test_a_rebuild_under_load_keeps_serving_and_misses_nothing(
+    args: list[str],
+    rebuilt: list[str],
     gql: GraphQLClient,
     services: Services,
     shop_bin: Path,
@@ -190,7 +198,7 @@ async def test_a_rebuild_under_load_keeps_serving_and_misses_nothing(
     await traffic.run(120)
     answered = 0
     rebuild = await asyncio.create_subprocess_exec(
-        shop_bin, "projections", "rebuild", "order_view", env=shop_env,
+        shop_bin, "projections", "rebuild", *args, env=shop_env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 
@@ -211,11 +219,30 @@ async def test_a_rebuild_under_load_keeps_serving_and_misses_nothing(
     stdout, stderr = await rebuild.communicate()
     await asyncio.gather(reader, writer)
     assert rebuild.returncode == 0, stderr.decode()
-    assert "rebuilt order_view" in stdout.decode()
+    assert re.findall(r"rebuilt (\w+):", stdout.decode()) == rebuilt
     assert answered > 0
     await until_projected(services)
     await replay_log(services.write_engine, spare_read_engine)
     assert await read_models(services.read_engine) == await read_models(spare_read_engine)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "or give --all"),
+        (["order_view", "--all"], "or give --all"),
+        (["order_view", "nope"], "no projection 'nope'"),
+    ],
+)
+def test_rebuild_refuses_unclear_arguments(
+    args: list[str], message: str, shop_bin: Path, shop_env: dict[str, str]
+) -> None:
+    done = subprocess.run(
+        [shop_bin, "projections", "rebuild", *args], env=shop_env, capture_output=True,
+        text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert message in done.stderr
 
 
 async def test_a_token_is_applied_only_once_every_projection_shows_it(

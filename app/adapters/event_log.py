@@ -17,13 +17,14 @@ from app.events.serialization import stream_fields
 
 _COLUMNS = (
     "position, event_id, event_type, schema_version, aggregate_type, aggregate_id, "
-    "aggregate_version, occurred_at, payload"
+    "aggregate_version, occurred_at, payload::text AS payload"
 )
 
 
 @dataclass(frozen=True)
 class LoggedEvent:
-    """An event as the log holds it, with the stream fields it travels in."""
+    """An event as the log holds it, with the stream fields it travels in (the payload as
+    PostgreSQL prints the JSON, so nothing is parsed until the event is decoded)."""
 
     position: int
     fields: dict[str, str]
@@ -61,7 +62,8 @@ async def read_aggregates(
         return []
     rows = await connection.execute(
         text(
-            f"SELECT {_COLUMNS} FROM outbox o JOIN unnest(:ids, :versions) AS w(id, version) "
+            f"SELECT {_COLUMNS} FROM outbox o "
+            "JOIN unnest(CAST(:ids AS uuid[]), CAST(:versions AS integer[])) AS w(id, version) "
             "ON o.aggregate_id = w.id AND o.aggregate_version > w.version "
             "ORDER BY o.aggregate_id, o.aggregate_version"
         ),

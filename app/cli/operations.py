@@ -15,7 +15,7 @@ from app.bootstrap import open_services
 from app.cli.common import fail, guarded, run_prepared, settings_or_exit
 from app.cli.stores import resolved_stores
 from app.projections import dead_letters
-from app.projections.rebuild import Rebuild
+from app.projections.rebuild import rebuild
 from app.projections.registry import PROJECTIONS
 from app.projections.status import projection_statuses
 from app.services import Services
@@ -68,15 +68,27 @@ def status() -> None:
 
 
 @projections_cli.command("rebuild")
-def rebuild(name: Annotated[str, typer.Argument(help="The projection to rebuild.")]) -> None:
-    """Replay the event log into shadow tables while the live ones serve, then swap them in."""
-    projection = next((p for p in PROJECTIONS if p.name == name), None)
-    if projection is None:
-        fail(f"no projection {name!r}; there are: {', '.join(p.name for p in PROJECTIONS)}", 2)
+def rebuild_command(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="The projections to rebuild.", show_default=False)
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Rebuild every projection.")] = False,
+) -> None:
+    """Replay the event log into shadow tables while the live ones serve, then swap them in.
+
+    Several projections rebuild in one pass over the log."""
+    known = {p.name: p for p in PROJECTIONS}
+    if all_ == bool(names):
+        fail("name the projections to rebuild, or give --all (not both)", 2)
+    unknown = [name for name in names or () if name not in known]
+    if unknown:
+        fail(f"no projection {', '.join(map(repr, unknown))}; there are: {', '.join(known)}", 2)
+    chosen = list(PROJECTIONS) if all_ else [known[name] for name in dict.fromkeys(names or ())]
+    label = ", ".join(p.name for p in chosen)
 
     async def work(services: Services) -> None:
         columns = (
-            TextColumn(f"rebuilding {name}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn(f"rebuilding {label}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} events/s"),
             TimeRemainingColumn(),
         )  # fmt: skip
@@ -88,13 +100,12 @@ def rebuild(name: Annotated[str, typer.Argument(help="The projection to rebuild.
                 rate = f"{done / elapsed:,.0f}" if elapsed > 0 else "-"
                 bar.update(task, completed=done, total=total, rate=rate)
 
-            report = await Rebuild(
-                projection, services.read_engine, services.write_engine, progress
-            ).run()
-        out.print(
-            f"rebuilt {report.projection}: {report.replayed} events replayed, "
-            f"{report.caught_up} caught up at the swap, in {report.seconds:.1f} s"
-        )
+            reports = await rebuild(chosen, services.read_engine, services.write_engine, progress)
+        for report in reports:
+            out.print(
+                f"rebuilt {report.projection}: {report.replayed} events replayed, "
+                f"{report.caught_up} caught up at the swap, in {report.seconds:.1f} s"
+            )
 
     with_services(work)
 

@@ -69,6 +69,20 @@ def decode(event_type: str, schema_version: int, payload: dict[str, Any]) -> Eve
     return event
 
 
+def decode_json(event_type: str, schema_version: int, payload: str | bytes) -> Event:
+    """`decode` of a payload still in JSON text: parsed and validated in one pass."""
+    try:
+        cls, adapter = _ADAPTERS[event_type]
+    except KeyError:
+        raise UnknownEventError(f"unknown event type {event_type!r}") from None
+    if schema_version != cls.schema_version:
+        raise UnknownEventError(
+            f"{event_type} schema version {schema_version} (this code reads {cls.schema_version})"
+        )
+    event: Event = adapter.validate_json(payload)
+    return event
+
+
 def stream_fields(
     event_id: UUID,
     event_type: str,
@@ -78,9 +92,9 @@ def stream_fields(
     version: int,
     occurred_at: datetime,
     position: int,
-    payload: dict[str, Any],
+    payload: dict[str, Any] | str,
 ) -> dict[str, str]:
-    """A stream entry: flat string fields, the payload as JSON."""
+    """A stream entry: flat string fields, the payload as JSON (given as text, or encoded)."""
     return {
         "id": event_id.hex,
         "type": event_type,
@@ -90,8 +104,12 @@ def stream_fields(
         "version": str(version),
         "at": occurred_at.isoformat(),
         "position": str(position),
-        "payload": json.dumps(payload, separators=(",", ":")),
+        "payload": payload if isinstance(payload, str) else _compact(payload),
     }
+
+
+def _compact(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"))
 
 
 def to_stream_fields(recorded: RecordedEvent, position: int) -> dict[str, str]:
@@ -106,7 +124,7 @@ def to_stream_fields(recorded: RecordedEvent, position: int) -> dict[str, str]:
 def from_stream_fields(fields: Mapping[str, str]) -> RecordedEvent:
     """The event a stream entry carries; UnknownEventError for what this code cannot read."""
     try:
-        event = decode(fields["type"], int(fields["schema"]), json.loads(fields["payload"]))
+        event = decode_json(fields["type"], int(fields["schema"]), fields["payload"])
         return RecordedEvent(
             UUID(hex=fields["id"]),
             int(fields["version"]),

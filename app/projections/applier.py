@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import TextClause, func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -73,29 +74,42 @@ async def apply_batch(
     return result
 
 
+@cache
+def _guard_statements(table: str) -> tuple[TextClause, TextClause, TextClause]:
+    """One statement each, whatever the batch size: arrays are bound whole and unnested, so
+    nothing is compiled per batch. Table names are unqualified, so a rebuild's search_path
+    points them at its shadow copies."""
+    return (
+        text(
+            f'INSERT INTO "{table}" (aggregate_id, version) '
+            "SELECT unnest(CAST(:ids AS uuid[])), 0 ON CONFLICT (aggregate_id) DO NOTHING"
+        ),
+        text(
+            f'SELECT aggregate_id, version, parked FROM "{table}" '
+            "WHERE aggregate_id = ANY(CAST(:ids AS uuid[])) ORDER BY aggregate_id FOR UPDATE"
+        ),
+        text(
+            f'INSERT INTO "{table}" (aggregate_id, version) '
+            "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS integer[])) "
+            "ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version"
+        ),
+    )
+
+
 async def _lock_guard(
     connection: AsyncConnection, projection: Projection, aggregate_ids: set[UUID]
 ) -> dict[UUID, tuple[int, bool]]:
     if not aggregate_ids:
         return {}
-    applied = projection.applied
+    create, lock, _ = _guard_statements(projection.applied.name)
     ordered = sorted(aggregate_ids)
     # Make sure every aggregate has a guard row to lock. Without it, two appliers of the
     # same new aggregate (a worker whose lease lapsed while it still ran, and its successor)
     # would both find nothing to lock and both apply the first event. The insert of a key
     # another transaction has just inserted waits for that transaction, then does nothing.
-    await connection.execute(
-        insert(applied)
-        .values([{"aggregate_id": key, "version": 0} for key in ordered])
-        .on_conflict_do_nothing(index_elements=["aggregate_id"])
-    )
+    await connection.execute(create, {"ids": ordered})
     # Locked in id order, so two appliers of one projection cannot deadlock on the guard.
-    rows = await connection.execute(
-        select(applied.c.aggregate_id, applied.c.version, applied.c.parked)
-        .where(applied.c.aggregate_id.in_(ordered))
-        .order_by(applied.c.aggregate_id)
-        .with_for_update()
-    )
+    rows = await connection.execute(lock, {"ids": ordered})
     return {row.aggregate_id: (row.version, row.parked) for row in rows}
 
 
@@ -108,13 +122,10 @@ async def _advance_guard(
         latest[event.aggregate_id] = max(latest.get(event.aggregate_id, 0), event.aggregate_version)
     if not latest:
         return
-    statement = insert(projection.applied).values(
-        [{"aggregate_id": key, "version": version} for key, version in sorted(latest.items())]
-    )
+    _, _, advance = _guard_statements(projection.applied.name)
+    ordered = sorted(latest)
     await connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=["aggregate_id"], set_={"version": statement.excluded.version}
-        )
+        advance, {"ids": ordered, "versions": [latest[key] for key in ordered]}
     )
 
 

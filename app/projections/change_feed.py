@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ class Watch:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     pending: set[str] = field(default_factory=set)
     resync: bool = False
+    # A read of the read store begun at or after this moment reflects every change this
+    # watch has been rung for (it was made, or last rung, then).
+    rung_at: float = field(default_factory=time.monotonic)
 
     async def wait(self, timeout_s: float | None) -> bool:
         """Wait for a ring (or the timeout) and reset the bell; True if it rang."""
@@ -54,6 +58,7 @@ class Watch:
 
     def ring(self, keys: Iterable[str]) -> None:
         self.pending.update(keys)
+        self.rung_at = time.monotonic()
         self.changed.set()
 
 

@@ -1,4 +1,4 @@
-"""Rebuild a projection from the event log without downtime.
+"""Rebuild projections from the event log without downtime.
 
 The log is replayed into shadow copies of the projection's tables (and guard) in a schema of
 their own, while the live tables keep serving and the live consumers keep applying. Then,
@@ -6,10 +6,15 @@ in one transaction that briefly holds the live appliers off (queries still read)
 catches up with every aggregate the live guard is ahead on, and the tables are swapped.
 Nothing is missed at the swap: an event either reached the live guard (and was caught up
 from the log) or has not been applied yet and will be applied to the new tables.
+
+Several projections rebuild in one pass over the log: each batch is read and decoded once,
+then applied to every shadow at the same time, while the next batch is read.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import zlib
@@ -45,42 +50,22 @@ def _deliveries(logged: Sequence[event_log.LoggedEvent]) -> list[Delivery]:
     return [Delivery(f"log:{e.position}", e.fields, from_stream_fields(e.fields)) for e in logged]
 
 
-class Rebuild:
-    """One rebuild of one projection; `run` does it all."""
+class _Shadow:
+    """One projection's shadow tables: made, filled, caught up and swapped in."""
 
-    def __init__(
-        self, projection: Projection, read: AsyncEngine, write: AsyncEngine, progress: Progress
-    ) -> None:
+    def __init__(self, projection: Projection, read: AsyncEngine, write: AsyncEngine) -> None:
         self.projection = projection
         self.read = read
         self.write = write
-        self.progress = progress
         self.shadow = f"rebuild_{projection.name}"
         self.retired = f"retired_{projection.name}"
+        self.replayed = 0
 
-    async def run(self) -> RebuildReport:
-        started = time.monotonic()
-        async with self.read.connect() as lock:
-            lock = await lock.execution_options(isolation_level="AUTOCOMMIT")
-            key = _REBUILD_LOCK + zlib.crc32(self.projection.name.encode()) % 1000
-            if not await lock.scalar(select(func.pg_try_advisory_lock(key))):
-                raise RuntimeError(f"a rebuild of {self.projection.name} is already running")
-            await self._set_state("REBUILDING")
-            try:
-                await self._create_shadow()
-                replayed = await self._replay()
-                caught_up = await self._swap()
-            except BaseException:
-                await self._set_state("LIVE")
-                raise
-        report = RebuildReport(
-            self.projection.name, replayed, caught_up, time.monotonic() - started
-        )
-        log.info("rebuilt %s: %d events replayed, %d caught up at the swap, %.1f s",
-                 report.projection, report.replayed, report.caught_up, report.seconds)  # fmt: skip
-        return report
+    @property
+    def lock_key(self) -> int:
+        return _REBUILD_LOCK + zlib.crc32(self.projection.name.encode()) % 1000
 
-    async def _set_state(self, state: str) -> None:
+    async def set_state(self, state: str) -> None:
         async with self.read.begin() as connection:
             await connection.execute(
                 text(
@@ -90,7 +75,7 @@ class Rebuild:
                 {"p": self.projection.name, "s": state},
             )
 
-    async def _create_shadow(self) -> None:
+    async def create(self) -> None:
         async with self.read.begin() as connection:
             await connection.execute(text(f'DROP SCHEMA IF EXISTS "{self.shadow}" CASCADE'))
             await connection.execute(text(f'CREATE SCHEMA "{self.shadow}"'))
@@ -100,29 +85,21 @@ class Rebuild:
                          f'(LIKE "{table.name}" INCLUDING ALL)')
                 )  # fmt: skip
 
-    async def _apply_to_shadow(
-        self, connection: AsyncConnection, deliveries: list[Delivery]
-    ) -> int:
+    async def apply(self, connection: AsyncConnection, deliveries: list[Delivery]) -> int:
         await connection.execute(text(f'SET LOCAL search_path TO "{self.shadow}", public'))
         result = await apply_batch(connection, self.projection, deliveries, track_progress=False)
         await connection.execute(text("SET LOCAL search_path TO DEFAULT"))
         return result.applied
 
-    async def _replay(self) -> int:
-        types = sorted(self.projection.aggregate_types)
-        async with self.write.connect() as source:
-            total = await event_log.count(source, types)
-            position, done = 0, 0
-            self.progress(0, total)
-            while batch := await event_log.read_after(source, position, _BATCH, types):
-                async with self.read.begin() as target:
-                    await self._apply_to_shadow(target, _deliveries(batch))
-                position = batch[-1].position
-                done += len(batch)
-                self.progress(done, max(total, done))
-        return done
+    async def replay(self, deliveries: list[Delivery]) -> None:
+        """Apply the batch's events of this projection's aggregates, in a transaction."""
+        mine = [d for d in deliveries if d.event.aggregate_type in self.projection.aggregate_types]
+        if mine:
+            async with self.read.begin() as connection:
+                await self.apply(connection, mine)
+            self.replayed += len(mine)
 
-    async def _swap(self) -> int:
+    async def swap(self) -> int:
         applied = self.projection.applied.name
         async with self.read.begin() as connection:
             # Holds live appliers off (they lock guard rows); plain reads go on.
@@ -161,4 +138,84 @@ class Rebuild:
             return 0
         async with self.write.connect() as source:
             missing = await event_log.read_aggregates(source, behind)
-        return await self._apply_to_shadow(connection, _deliveries(missing))
+        return await self.apply(connection, _deliveries(missing))
+
+
+async def rebuild(
+    projections: Sequence[Projection], read: AsyncEngine, write: AsyncEngine, progress: Progress
+) -> list[RebuildReport]:
+    """Rebuild these projections in one pass over the log; one report each."""
+    started = time.monotonic()
+    shadows = [_Shadow(p, read, write) for p in projections]
+    async with read.connect() as lock:
+        lock = await lock.execution_options(isolation_level="AUTOCOMMIT")
+        for shadow in shadows:
+            if not await lock.scalar(select(func.pg_try_advisory_lock(shadow.lock_key))):
+                raise RuntimeError(f"a rebuild of {shadow.projection.name} is already running")
+        for shadow in shadows:
+            await shadow.set_state("REBUILDING")
+        try:
+            for shadow in shadows:
+                await shadow.create()
+            await _replay(shadows, write, progress)
+            caught_up = [await shadow.swap() for shadow in shadows]
+        except BaseException:
+            for shadow in shadows:
+                await shadow.set_state("LIVE")
+            raise
+        finally:
+            await lock.execute(select(func.pg_advisory_unlock_all()))
+    seconds = time.monotonic() - started
+    reports = [
+        RebuildReport(s.projection.name, s.replayed, n, seconds)
+        for s, n in zip(shadows, caught_up, strict=True)
+    ]
+    for report in reports:
+        log.info("rebuilt %s: %d events replayed, %d caught up at the swap, %.1f s",
+                 report.projection, report.replayed, report.caught_up, report.seconds)  # fmt: skip
+    return reports
+
+
+async def _replay(shadows: Sequence[_Shadow], write: AsyncEngine, progress: Progress) -> int:
+    types = sorted(set().union(*(s.projection.aggregate_types for s in shadows)))
+    async with write.connect() as source:
+        total = await event_log.count(source, types)
+        done = 0
+        progress(0, total)
+
+        async def read(after: int) -> list[event_log.LoggedEvent]:
+            return await event_log.read_after(source, after, _BATCH, types)
+
+        # The next batch is read from the write store while this one is decoded (once) and
+        # applied to every shadow.
+        batch = await read(0)
+        while batch:
+            ahead = asyncio.create_task(read(batch[-1].position))
+            try:
+                deliveries = _deliveries(batch)
+                await asyncio.gather(*(shadow.replay(deliveries) for shadow in shadows))
+            except BaseException:
+                ahead.cancel()
+                with contextlib.suppress(BaseException):
+                    await ahead
+                raise
+            done += len(batch)
+            progress(done, max(total, done))
+            batch = await ahead
+    return done
+
+
+class Rebuild:
+    """One rebuild of one projection; `run` does it all."""
+
+    def __init__(
+        self, projection: Projection, read: AsyncEngine, write: AsyncEngine, progress: Progress
+    ) -> None:
+        self.projection = projection
+        self.read = read
+        self.write = write
+        self.progress = progress
+
+    async def run(self) -> RebuildReport:
+        (report,) = await rebuild([self.projection], self.read, self.write, self.progress)
+        return report

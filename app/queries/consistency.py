@@ -44,7 +44,7 @@ async def wait_for_token(
     timeout_s = services.settings.consistency_timeout_ms / 1000
     try:
         waited = await wait_until_applied(
-            services.read_engine, services.changes, token, projections, timeout_s
+            services.query_engine, services.changes, token, projections, timeout_s
         )
     except MalformedTokenError as error:
         raise InvalidArgument(
@@ -62,7 +62,7 @@ async def _after_write(
 ) -> T | None:
     if token is None or not await wait_for_token(info, token, reads):
         return None
-    row = await read(info.context.services.read_engine)
+    row = await read(info.context.services.query_engine)
     return None if row is None else node(row)
 
 

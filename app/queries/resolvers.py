@@ -46,7 +46,7 @@ After = Annotated[str | None, strawberry.argument(description="The endCursor of 
 
 
 def _engine(info: Info[Context, None]) -> AsyncEngine:
-    return info.context.services.read_engine
+    return info.context.services.query_engine
 
 
 @strawberry.type
@@ -143,7 +143,7 @@ async def projection_status_list(services: Services) -> list[ProjectionStatus]:
     """The status of every projection (the `projections` field, and its subscription)."""
     settings = services.settings
     statuses = await projection_statuses(
-        services.read_engine,
+        services.query_engine,
         services.redis,
         settings.redis_prefix,
         settings.stream_partitions,

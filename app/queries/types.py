@@ -105,7 +105,8 @@ class Customer:
         self, info: Info[Context, None], first: int | None = 20, after: str | None = None
     ) -> Connection[Order]:
         listing = orders_listing(OrderCriteria(customer_id=parse_id(self.id)))
-        return await paged(info.context.services.read_engine, listing, first, after, Order.from_row)
+        engine = info.context.services.query_engine
+        return await paged(engine, listing, first, after, Order.from_row)
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Customer:

@@ -22,6 +22,7 @@ from app.context import Context
 from app.events.consistency import MalformedTokenError
 from app.ids import parse_id
 from app.projections.base import customer_orders_key, order_key
+from app.projections.change_feed import Watch
 from app.projections.consistency import wait_until_applied
 from app.projections.registry import PROJECTIONS
 from app.projections.tables import order_view
@@ -62,7 +63,7 @@ class Subscription:
         services = info.context.services
         try:
             result = await wait_until_applied(
-                services.read_engine, services.changes, token, PROJECTIONS, timeout_ms / 1000
+                services.query_engine, services.changes, token, PROJECTIONS, timeout_ms / 1000
             )
         except MalformedTokenError as error:
             raise InvalidArgument(
@@ -83,17 +84,25 @@ class Subscription:
     ) -> AsyncGenerator[Order, None]:
         order_id = _uuid_argument(id, "id")
         services = info.context.services
+        key = order_key(order_id)
+
+        async def read(watch: Watch) -> RowMapping | None:
+            # Subscribers of this order rung by the same change share one read.
+            return await services.shared_reads.read(
+                key, watch.rung_at, lambda: read_order(services.query_engine, str(order_id))
+            )
+
         shown = 0
         while True:
             # No watch is held across the yield: a client that vanishes while a value is
             # on its way leaves nothing registered. The re-read after registering again
             # catches any change made meanwhile.
-            async with services.changes.watch(_ORDER_VIEW, [order_key(order_id)]) as watch:
-                row = await read_order(services.read_engine, str(order_id))
+            async with services.changes.watch(_ORDER_VIEW, [key]) as watch:
+                row = await read(watch)
                 while row is None or row["version"] <= shown:
                     await watch.wait(None)
                     watch.take()
-                    row = await read_order(services.read_engine, str(order_id))
+                    row = await read(watch)
             shown = row["version"]
             yield Order.from_row(row)
 
@@ -112,7 +121,7 @@ class Subscription:
             while True:
                 await watch.wait(None)
                 changed, resync = watch.take()
-                rows = await _changed_orders(services.read_engine, changed, customer, resync)
+                rows = await _changed_orders(services.query_engine, changed, customer, resync)
                 for row in shown.newer(rows):
                     yield Order.from_row(row)
 

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from asyncpg.exceptions import (  # type: ignore[import-untyped]
+from asyncpg.exceptions import (
     DeadlockDetectedError,
     SerializationError,
 )

@@ -1,0 +1,48 @@
+"""Projection lag at a steady half of the maximum mutation rate: from a mutation's response
+to its row in the read store, and to its event at a WebSocket subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import (
+    BenchError,
+    Servers,
+    fresh_stores,
+    log,
+    mark_delivered,
+    settle,
+    shop_serve,
+)
+from benchmarks.seed import Dataset, sample_ids, seed
+from benchmarks.sizes import Size
+
+
+async def run(servers: Servers, size: Size, max_rate: float) -> dict[str, Any]:
+    dataset = Dataset(orders=0, customers=size.write_customers, products=size.write_products)
+    rate = max(1.0, round(max_rate / 2))
+    async with fresh_stores(servers, "lag") as stores:
+        await seed(stores.write_url, dataset)
+        await mark_delivered(stores)
+        data = Path(tempfile.gettempdir()) / f"{stores.tag}.json"
+        data.write_text(json.dumps(sample_ids(dataset)))
+        async with shop_serve(stores) as server:
+            await settle(server, stores)
+            log(f"projection lag: {rate:.0f} placeOrder/s for {size.lag_seconds:.0f} s")
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "benchmarks.loadgen", "lag", "--url", server.graphql_url,
+                "--read-dsn", stores.read_url, "--data", str(data), "--rate", str(rate),
+                "--seconds", str(size.lag_seconds),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await process.communicate()
+        data.unlink(missing_ok=True)
+    if process.returncode != 0:
+        raise BenchError(f"the lag load generator failed:\n{err.decode()[-3000:]}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result

@@ -1,0 +1,235 @@
+"""Load generators that run in their own process (`python -m benchmarks.loadgen MODE ...`),
+so the server under test does not share an event loop with its clients. Each prints one
+JSON object on its last line.
+
+lag   placeOrder at a fixed rate (open loop); for each order, the time from the mutation's
+      response to (a) its row being visible in the read store (polled every 2 ms) and (b)
+      its event arriving on an `ordersChanged` subscription.
+subs  N WebSocket clients subscribe to `orderUpdated` of one order; prints READY and waits
+      for a line on stdin (the harness measures the server meanwhile), then pays the order
+      and measures when each subscriber sees it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import websockets
+from websockets.typing import Subprotocol
+
+PLACE = (
+    "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) "
+    "{ orderId userErrors { code message } } }"
+)
+PAY = "mutation($input: PayOrderInput!) { payOrder(input: $input) { userErrors { code } } }"
+ORDERS_CHANGED = "subscription { ordersChanged { id version } }"
+ORDER_UPDATED = "subscription($id: ID!) { orderUpdated(id: $id) { id status version } }"
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+    return {"p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": ordered[-1] * 1000}
+
+
+class Subscription:
+    """One graphql-transport-ws connection with one subscription."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.socket: Any = None
+
+    async def open(self, query: str, variables: dict[str, Any] | None = None) -> None:
+        self.socket = await websockets.connect(
+            self.url, subprotocols=[Subprotocol("graphql-transport-ws")], max_size=2**22,
+            open_timeout=60,
+            ping_interval=None,
+        )  # fmt: skip
+        await self.socket.send(json.dumps({"type": "connection_init"}))
+        while json.loads(await self.socket.recv())["type"] != "connection_ack":
+            pass
+        payload = {"query": query, "variables": variables or {}}
+        await self.socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+
+    async def next(self) -> dict[str, Any]:
+        while True:
+            message = json.loads(await self.socket.recv())
+            if message["type"] == "ping":
+                await self.socket.send(json.dumps({"type": "pong"}))
+            elif message["type"] == "next":
+                data: dict[str, Any] = message["payload"]["data"]
+                return data
+            elif message["type"] in ("error", "complete"):
+                raise RuntimeError(f"subscription ended: {message}")
+
+    async def close(self) -> None:
+        if self.socket is not None:
+            await self.socket.close()
+
+
+async def lag(args: argparse.Namespace) -> dict[str, Any]:
+    data = json.loads(Path(args.data).read_text())  # noqa: ASYNC240 - before any load
+    ws_url = args.url.replace("http", "ws", 1)
+    responded: dict[str, float] = {}
+    visible: dict[str, float] = {}
+    notified: dict[str, float] = {}
+    failures = 0
+
+    subscription = Subscription(ws_url)
+    await subscription.open(ORDERS_CHANGED)
+
+    async def listen() -> None:
+        while True:
+            order = (await subscription.next())["ordersChanged"]
+            notified.setdefault(order["id"], time.perf_counter())
+
+    reader = await asyncpg.connect(args.read_dsn)
+
+    async def poll() -> None:
+        while True:
+            pending = [o for o in responded if o not in visible]
+            if pending:
+                rows = await reader.fetch(
+                    "SELECT id::text FROM order_view WHERE id = ANY($1::uuid[])", pending
+                )
+                now = time.perf_counter()
+                for row in rows:
+                    visible[row[0]] = now
+            await asyncio.sleep(0.002)
+
+    rng = random.Random(5)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+        async def place() -> None:
+            nonlocal failures
+            lines = [
+                {"productId": p, "quantity": rng.randint(1, 3)}
+                for p in rng.sample(data["products"], 3)
+            ]
+            variables = {"input": {"customerId": rng.choice(data["customers"]), "lines": lines}}
+            response = await client.post(args.url, json={"query": PLACE, "variables": variables})
+            payload = response.json().get("data", {}).get("placeOrder") or {}
+            if response.status_code != 200 or payload.get("userErrors") != []:
+                failures += 1
+                return
+            responded[payload["orderId"]] = time.perf_counter()
+
+        tasks = [asyncio.create_task(listen()), asyncio.create_task(poll())]
+        sent: list[asyncio.Task[None]] = []
+        started = time.perf_counter()
+        total = int(args.rate * args.seconds)
+        for i in range(total):
+            delay = started + i / args.rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent.append(asyncio.create_task(place()))
+        await asyncio.gather(*sent)
+        elapsed = time.perf_counter() - started
+        deadline = time.perf_counter() + 15
+        while time.perf_counter() < deadline and (  # noqa: ASYNC110 - polls two dicts
+            len(visible) < len(responded)
+            or len(notified.keys() & responded.keys()) < len(responded)
+        ):
+            await asyncio.sleep(0.05)
+        for task in tasks:
+            task.cancel()
+    await reader.close()
+    await subscription.close()
+    to_visible = [visible[o] - responded[o] for o in responded if o in visible]
+    to_event = [notified[o] - responded[o] for o in responded if o in notified]
+    return {
+        "rate_asked": args.rate,
+        "rate_done": len(responded) / elapsed,
+        "orders": len(responded),
+        "failures": failures,
+        "never_visible": len(responded) - len(to_visible),
+        "never_notified": len(responded) - len(to_event),
+        "visible": _percentiles(to_visible),
+        "event": _percentiles(to_event),
+    }
+
+
+async def subs(args: argparse.Namespace) -> dict[str, Any]:
+    ws_url = args.url.replace("http", "ws", 1)
+    clients = [Subscription(ws_url) for _ in range(args.n)]
+    gate = asyncio.Semaphore(100)
+    opened = time.perf_counter()
+
+    async def start(client: Subscription) -> None:
+        async with gate:
+            await client.open(ORDER_UPDATED, {"id": args.order})
+            first = await client.next()
+            assert first["orderUpdated"]["status"] == "PLACED", first
+
+    await asyncio.gather(*(start(c) for c in clients))
+    connect_s = time.perf_counter() - opened
+    print(f"READY {len(clients)}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+    arrived: list[float] = []
+
+    async def wait(client: Subscription) -> None:
+        update = await client.next()
+        assert update["orderUpdated"]["status"] == "PAID", update
+        arrived.append(time.perf_counter())
+
+    waiting = [asyncio.create_task(wait(c)) for c in clients]
+    await asyncio.sleep(0.2)
+    async with httpx.AsyncClient(timeout=30) as http:
+        sent = time.perf_counter()
+        response = await http.post(
+            args.url, json={"query": PAY, "variables": {"input": {"orderId": args.order}}}
+        )
+        answered = time.perf_counter()
+    assert response.json()["data"]["payOrder"]["userErrors"] == [], response.text
+    _, pending = await asyncio.wait(waiting, timeout=60)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    return {
+        "subscribers": len(clients),
+        "connect_s": connect_s,
+        "received": len(arrived),
+        "mutation_ms": (answered - sent) * 1000,
+        "from_response": _percentiles([t - answered for t in arrived]),
+        "from_request": _percentiles([t - sent for t in arrived]),
+    }
+
+
+def main() -> None:
+    from benchmarks.harness import _raise_nofile  # noqa: F401  (raises the fd limit)
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.loadgen")
+    modes = parser.add_subparsers(dest="mode", required=True)
+    one = modes.add_parser("lag")
+    one.add_argument("--url", required=True)
+    one.add_argument("--read-dsn", required=True)
+    one.add_argument("--data", required=True, help="JSON file with customers and products")
+    one.add_argument("--rate", type=float, required=True)
+    one.add_argument("--seconds", type=float, required=True)
+    two = modes.add_parser("subs")
+    two.add_argument("--url", required=True)
+    two.add_argument("--order", required=True)
+    two.add_argument("--n", type=int, required=True)
+    args = parser.parse_args()
+    result = asyncio.run(lag(args) if args.mode == "lag" else subs(args))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

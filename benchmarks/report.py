@@ -1,0 +1,242 @@
+"""The Markdown report: machine, command, one table per part, and the targets."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+NOTES = Path(__file__).parent / "NOTES.md"
+CONNECTIONS = 16  # of the query loads (benchmarks/queries.py)
+
+
+def _n(value: float, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _rate(result: Any, seconds: float) -> tuple[float, str]:
+    """A load's rate, and how to print it. A run in which no request finished tells only an
+    upper bound: fewer than (connections / seconds) requests per second."""
+    if result.requests:
+        return result.requests_per_s, _n(result.requests_per_s)
+    bound = CONNECTIONS / seconds
+    return bound, f"< {bound:.1f} (none finished in {seconds:.0f} s)"
+
+
+def _ratio(cqrs: Any, crud: Any, seconds: float) -> tuple[float, str]:
+    rate, _ = _rate(crud, seconds)
+    ratio = cqrs.requests_per_s / rate if rate else 0.0
+    return ratio, (f"{ratio:,.1f}x" if crud.requests else f"> {ratio:,.0f}x")
+
+
+def _target(met: bool, text: str) -> str:
+    return f"| {'met' if met else '**missed**'} | {text} |"
+
+
+def render(results: dict[str, Any], command: str) -> str:
+    size = results["size"]
+    parts = results["parts"]
+    out = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}` "
+        f"(size `{size.name}`, {results['seconds'] / 60:.1f} minutes). Regenerate with the same "
+        "command; `--size small` is the quick check CI runs.",
+        "",
+        "## Machine",
+        "",
+        *(f"- {key}: {value}" for key, value in results["machine"].items()),
+        f"- stores: {results['servers']['where']} (PostgreSQL {results['servers']['postgres']}, "
+        f"Redis {results['servers']['redis']})",
+        "- Load generators (wrk, pgbench, the Python WebSocket clients) run in their own "
+        "processes on the same machine, so they share its cores with the server.",
+        "",
+    ]
+    targets: list[str] = []
+    if "write" in parts:
+        out += _write(parts["write"], targets)
+    if "lag" in parts:
+        out += _lag(parts["lag"], targets)
+    if "projector" in parts:
+        out += _projector(parts["projector"], targets)
+    if "queries" in parts:
+        out += _queries(parts["queries"], targets, size.load_seconds)
+    if "subscriptions" in parts:
+        out += _subscriptions(parts["subscriptions"], targets)
+    out += ["## Targets", "", "| | target and result |", "|---|---|", *targets, ""]
+    if NOTES.exists():
+        out += [NOTES.read_text().strip(), ""]
+    return "\n".join(out)
+
+
+def _write(write: dict[str, Any], targets: list[str]) -> list[str]:
+    lines = [
+        "## 1. Write path: placeOrder with 3 lines",
+        "",
+        f"{write['dataset'].customers:,} customers, {write['dataset'].products:,} products. "
+        "The service (`shop serve`: one process, relay and projectors in it) against pgbench "
+        "running the same SQL transaction on the same database.",
+        "",
+        "| clients | shop mutations/s | p50 ms | p99 ms | failed | pgbench tx/s | p50 ms "
+        "| p99 ms | shop / pgbench |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    best_ratio = 0.0
+    for clients, shop in write["shop"].items():
+        pg = write["pgbench"][clients]
+        ratio = shop.requests_per_s / pg.requests_per_s if pg.requests_per_s else 0
+        best_ratio = max(best_ratio, ratio)
+        lines.append(
+            f"| {clients} | {_n(shop.requests_per_s)} | {_n(shop.p50_ms, 1)} | "
+            f"{_n(shop.p99_ms, 1)} | {shop.failures} | {_n(pg.requests_per_s)} | "
+            f"{_n(pg.p50_ms, 1)} | {_n(pg.p99_ms, 1)} | {ratio:.0%} |"
+        )
+    lines += ["", f"Server memory after the runs: {_n(write['rss_mib'])} MiB.", ""]
+    targets.append(
+        _target(best_ratio >= 0.4, f"write path ≥ 40% of pgbench: best {best_ratio:.0%}")
+    )
+    return lines
+
+
+def _lag(lag: dict[str, Any], targets: list[str]) -> list[str]:
+    visible, event = lag["visible"], lag["event"]
+    lines = [
+        "## 2. Projection lag at half the maximum mutation rate",
+        "",
+        f"{_n(lag['rate_done'])} placeOrder/s asked {_n(lag['rate_asked'])}/s, "
+        f"{lag['orders']:,} orders, {lag['failures']} failed. Times run from the mutation's "
+        "HTTP response (after its commit), so they slightly understate commit-to-visible.",
+        "",
+        "| from the mutation's response to | p50 ms | p99 ms | max ms | never arrived |",
+        "|---|---:|---:|---:|---:|",
+        f"| the row visible in the read store (polled every 2 ms) | {_n(visible['p50_ms'], 1)} "
+        f"| {_n(visible['p99_ms'], 1)} | {_n(visible['max_ms'], 1)} | {lag['never_visible']} |",
+        f"| the `ordersChanged` event at a WebSocket client | {_n(event['p50_ms'], 1)} "
+        f"| {_n(event['p99_ms'], 1)} | {_n(event['max_ms'], 1)} | {lag['never_notified']} |",
+        "",
+    ]
+    targets.append(
+        _target(
+            visible["p99_ms"] < 50, f"lag p99 < 50 ms at 50% load: {_n(visible['p99_ms'], 1)} ms"
+        )
+    )
+    return lines
+
+
+def _projector(projector: dict[str, Any], targets: list[str]) -> list[str]:
+    lines = [
+        "## 3. Projectors on a backlog",
+        "",
+        f"{projector['events']:,} events published first (relay: "
+        f"{_n(projector['relay_events_per_s'])} events/s), then each projection alone drains "
+        "its consumer groups (8 partitions). Rates count stream entries, including those of "
+        "aggregates a projection skips.",
+        "",
+        "| projection | events/s |",
+        "|---|---:|",
+        *(f"| {name} | {_n(rate)} |" for name, rate in projector["per_projection"].items()),
+        "",
+    ]
+    slowest = min(projector["per_projection"].values())
+    targets.append(_target(slowest >= 20_000, f"a projector ≥ 20k events/s: slowest {_n(slowest)}"))
+    return lines
+
+
+def _queries(queries: dict[int, dict[str, Any]], targets: list[str], seconds: float) -> list[str]:
+    lines = [
+        "## 4. Queries: read models against a CRUD baseline",
+        "",
+        "The CRUD baseline (`benchmarks/crud_baseline.py`) is the same stack serving the same "
+        "fields from the normalized write tables with joins and aggregates; both answer each "
+        "query alike before they are timed. 16 connections, one server process each.",
+        "",
+    ]
+    for orders, result in queries.items():
+        rebuild = result["rebuild_s"]
+        lines += [
+            f"### {orders:,} orders ({result['events']:,} events)",
+            "",
+            "| query | CQRS req/s | p99 ms | CRUD req/s | p99 ms | CQRS / CRUD |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        ceiling = result["cqrs"]["{ __typename }"].requests_per_s
+        for name, cqrs in result["cqrs"].items():
+            crud = result["crud"][name]
+            _, crud_rate = _rate(crud, seconds)
+            _, times = _ratio(cqrs, crud, seconds)
+            failed = " (failures!)" if cqrs.failures or crud.failures else ""
+            crud_p99 = _n(crud.p99_ms, 1) if crud.requests else "n/a"
+            lines.append(
+                f"| `{name}` | {_n(cqrs.requests_per_s)} | {_n(cqrs.p99_ms, 1)} | "
+                f"{crud_rate} | {crud_p99} | {times}{failed} |"
+            )
+        lines += [
+            "",
+            f"Rebuild of every read model from the log (`shop projections rebuild --all`: one "
+            f"pass, four projections): {rebuild:.1f} s, {result['events'] / rebuild:,.0f} "
+            "events/s.",
+            "",
+        ]
+    largest = max(queries)
+    result = queries[largest]
+    ceiling = result["cqrs"]["{ __typename }"].requests_per_s
+    by_id = result["cqrs"]["order(id)"].requests_per_s
+    targets.append(
+        _target(
+            by_id >= 0.8 * ceiling,
+            f"`order(id)` ≥ 80% of `{{ __typename }}` at {largest:,} orders: {by_id / ceiling:.0%}",
+        )
+    )
+    for name in (
+        "customers(TOTAL_SPENT_DESC)",
+        "products(UNITS_SOLD_DESC)",
+        "salesReport(30 days)",
+    ):
+        ratio, shown = _ratio(result["cqrs"][name], result["crud"][name], seconds)
+        targets.append(_target(ratio >= 50, f"`{name}` ≥ 50x CRUD at {largest:,}: {shown}"))
+    per_million = result["rebuild_s"] * 1_000_000 / result["events"]
+    targets.append(
+        _target(per_million < 60, f"rebuild 1M events < 60 s: {per_million:.0f} s per 1M events")
+    )
+    return lines
+
+
+def _subscriptions(subs: dict[str, Any], targets: list[str]) -> list[str]:
+    held = subs["held"]
+    grown = held["rss_held_mib"] - held["rss_before_mib"]
+    lines = [
+        "## 5. Subscriptions",
+        "",
+        "| subscribers to one order | connected in s | server RSS before → held MiB | "
+        "received the update | p50 ms | p99 ms | max ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {held['subscribers']:,} | {held['connect_s']:.1f} | {_n(held['rss_before_mib'])} → "
+        f"{_n(held['rss_held_mib'])} | {held['received']:,} | "
+        f"{_n(held['from_response']['p50_ms'], 1)} | {_n(held['from_response']['p99_ms'], 1)} "
+        f"| {_n(held['from_response']['max_ms'], 1)} |",
+    ]
+    for round_ in subs["fanout"]:
+        lines.append(
+            f"| {round_['subscribers']:,} | {round_['connect_s']:.1f} | "
+            f"{_n(round_['rss_before_mib'])} → {_n(round_['rss_held_mib'])} | "
+            f"{round_['received']:,} | {_n(round_['from_response']['p50_ms'], 1)} | "
+            f"{_n(round_['from_response']['p99_ms'], 1)} | "
+            f"{_n(round_['from_response']['max_ms'], 1)} |"
+        )
+    lines += [
+        "",
+        "Latencies run from the payOrder response to each subscriber's `orderUpdated` event.",
+        "",
+    ]
+    total = held["rss_held_mib"]
+    targets.append(
+        _target(
+            held["subscribers"] >= 10_000 and total < 1024,
+            f"10k subscribers < 1 GB: {held['subscribers']:,} held in {total:,.0f} MiB "
+            f"(+{grown:,.0f} MiB)",
+        )
+    )
+    return lines

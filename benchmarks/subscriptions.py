@@ -1,0 +1,89 @@
+"""Subscriptions: how many WebSocket subscribers one API process holds and its memory, and
+how long one order update takes to reach 1,000 subscribers of that order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import httpx
+
+from benchmarks.harness import (
+    BenchError,
+    Process,
+    Servers,
+    fresh_stores,
+    log,
+    mark_delivered,
+    settle,
+    shop_serve,
+)
+from benchmarks.seed import Dataset, customer_id, product_id, seed
+from benchmarks.sizes import Size
+
+_PLACE = (
+    "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) "
+    "{ orderId userErrors { code } order { id } } }"
+)
+
+
+async def _new_order(server: Process) -> str:
+    variables = {
+        "input": {
+            "customerId": str(customer_id(1)),
+            "lines": [{"productId": str(product_id(1)), "quantity": 1}],
+        }
+    }
+    async with httpx.AsyncClient(timeout=30) as client:
+        body = (
+            await client.post(server.graphql_url, json={"query": _PLACE, "variables": variables})
+        ).json()
+    payload = body["data"]["placeOrder"]
+    # `order` is read from the read model, so the order is projected once it is there.
+    if payload["userErrors"] or payload["order"] is None:
+        raise BenchError(f"placeOrder failed: {body}")
+    return str(payload["orderId"])
+
+
+async def _subscribers(server: Process, order: str, n: int) -> dict[str, Any]:
+    """n subscribers to one order: the server's memory while they are held, then one update."""
+    before = server.rss_mib()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.loadgen", "subs", "--url", server.graphql_url,
+        "--order", order, "--n", str(n),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, limit=2**20,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdin is not None
+    line = await asyncio.wait_for(process.stdout.readline(), timeout=600)
+    if not line.startswith(b"READY"):
+        _, err = await process.communicate()
+        raise BenchError(f"subscribers did not start: {line!r}\n{err.decode()[-3000:]}")
+    await asyncio.sleep(1)
+    held = server.rss_mib()
+    process.stdin.write(b"GO\n")
+    await process.stdin.drain()
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise BenchError(f"the subscriber load generator failed:\n{err.decode()[-3000:]}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    result.update(rss_before_mib=before, rss_held_mib=held)
+    return result
+
+
+async def run(servers: Servers, size: Size) -> dict[str, Any]:
+    async with fresh_stores(servers, "subs") as stores:
+        await seed(stores.write_url, Dataset(orders=0, customers=100, products=100))
+        await mark_delivered(stores)
+        async with shop_serve(stores) as server:
+            await settle(server, stores)
+            log(f"subscriptions: {size.subscribers} subscribers to one order")
+            held = await _subscribers(server, await _new_order(server), size.subscribers)
+            rounds = []
+            for round_ in range(size.fanout_rounds):
+                log(f"subscriptions: fan-out to {size.fanout}, round {round_ + 1}")
+                rounds.append(await _subscribers(server, await _new_order(server), size.fanout))
+    return {"held": held, "fanout": rounds}
