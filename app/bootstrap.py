@@ -16,11 +16,11 @@ from app.adapters.migrations import History, require_current, upgrade
 from app.projections.change_feed import ChangeFeed
 from app.services import Services
 from app.settings import Settings
+from app.write.authorization import command_rules
 from app.write.bus import CommandBus
 from app.write.handlers import HANDLERS
 from app.write.middleware import (
     CommandMetrics,
-    allow_all,
     authorization,
     idempotent,
     log_commands,
@@ -78,8 +78,8 @@ def command_bus(write_engine: AsyncEngine, metrics: CollectorRegistry) -> Comman
         [
             log_commands,
             CommandMetrics(metrics),
-            authorization(allow_all),
             transaction(write_engine),
+            authorization(command_rules),
             idempotent,
         ],
     )

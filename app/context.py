@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from app.security.principal import Principal
 from app.services import Services
 
 
@@ -19,4 +20,5 @@ class Context:
     request: Request | WebSocket
     response: Response | WebSocket
     request_id: str
-    principal: object | None = None  # who is asking; the security layer fills it in
+    principal: Principal | None = None  # who is asking; None: anonymous
+    connection_params: dict[str, object] | None = None  # a WebSocket's connection_init payload

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import strawberry
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
+    MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as alias_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 
 from app.error_masking import MaskUnexpectedErrors
@@ -17,7 +23,7 @@ from app.queries.resolvers import ReadModelQuery
 from app.queries.service import ServiceQuery
 from app.role_rules import RULES_BY_ROLE
 from app.scalars import SCALARS
-from app.settings import Role
+from app.settings import Role, Settings
 from app.subscriptions.resolvers import Subscription
 
 
@@ -26,25 +32,53 @@ class Query(ReadModelQuery, ServiceQuery):
     """Every read the API offers."""
 
 
-def _extensions(role: Role) -> list[type[SchemaExtension] | object]:
-    rules = list(RULES_BY_ROLE[role])
+@dataclass(frozen=True)
+class Limits:
+    """What one GraphQL document may ask for (docs/security.md)."""
+
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 2000
+    introspection: bool = True
+
+
+def limits_of(settings: Settings) -> Limits:
+    return Limits(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_query_aliases,
+        max_tokens=settings.max_query_tokens,
+        introspection=settings.introspection,
+    )
+
+
+def _extensions(role: Role, limits: Limits) -> list[type[SchemaExtension] | object]:
+    # The rule classes are made once per schema, not per request: strawberry's validation
+    # cache keys on them, and strawberry's own limiter extensions, made per request, would
+    # make a new class each time and never hit the cache.
+    rules = (
+        *RULES_BY_ROLE[role],
+        depth_rule(limits.max_depth, None),
+        alias_rule(limits.max_aliases),
+        *(() if limits.introspection else (NoSchemaIntrospectionCustomRule,)),
+    )
     return [
+        # The token limit is a parser option, part of the parser cache's key.
+        lambda: MaxTokensLimiter(limits.max_tokens),
         ParserCache,
         ValidationCache,
-        # Factories, not instances: strawberry makes one per request. The rule classes are
-        # import-time constants, so the validation cache still hits.
-        lambda: AddValidationRules(rules),
+        # A factory, not an instance: strawberry makes one per request.
+        lambda: AddValidationRules(list(rules)),
         MaskUnexpectedErrors,
     ]
 
 
-def create_schema(role: Role = Role.ALL) -> strawberry.Schema:
-    """The schema one process serves; the role only adds validation rules."""
+def create_schema(role: Role = Role.ALL, limits: Limits | None = None) -> strawberry.Schema:
+    """The schema one process serves; the role and the limits only add validation rules."""
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=_extensions(role),  # type: ignore[arg-type]
+        extensions=_extensions(role, limits or Limits()),  # type: ignore[arg-type]
         config=StrawberryConfig(scalar_map=SCALARS),
     )
 

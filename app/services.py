@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.redis import RedisClient
+from app.security.tokens import Authenticator
 from app.settings import Settings
 from app.single_flight import SingleFlight
 
@@ -31,6 +32,11 @@ class Services:
     metrics: CollectorRegistry
     changes: ChangeFeed
     shared_reads: SingleFlight = field(default_factory=SingleFlight)
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        """Checks the credentials requests carry (open mode: everyone is an admin)."""
+        return Authenticator(self.settings)
 
     @cached_property
     def query_engine(self) -> AsyncEngine:

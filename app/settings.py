@@ -6,7 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
@@ -58,6 +58,39 @@ class Settings(BaseSettings):
     lease_ttl_s: float = Field(10.0, ge=1, le=300)
     consistency_timeout_ms: int = Field(5000, ge=0, le=60_000)
 
+    # Who may do what (docs/security.md). With neither a secret nor a JWKS URL the service
+    # runs open: everyone is an admin. For local use only; it says so at start.
+    jwt_secret: SecretStr | None = None  # HS256
+    jwt_jwks_url: str | None = None  # RS256/ES256 keys from an identity provider
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway_s: float = Field(30.0, ge=0, le=600)
+
+    # Limits on what one request may ask for.
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
+    max_query_depth: int = Field(12, ge=2, le=100)
+    max_query_aliases: int = Field(30, ge=0, le=1000)
+    max_query_tokens: int = Field(2000, ge=100, le=100_000)
+    introspection: bool = True
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value().encode()) < 32:
+            raise ValueError("must be at least 32 bytes (HS256 needs a key as long as its hash)")
+        return value
+
+    @field_validator("jwt_jwks_url")
+    @classmethod
+    def _https_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an https:// URL")
+        return value.strip()
+
     @field_validator("database_url", "read_database_url")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
@@ -92,6 +125,11 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def open_access(self) -> bool:
+        """True when no way to check credentials is configured: everyone is an admin."""
+        return self.jwt_secret is None and self.jwt_jwks_url is None
+
+    @property
     def embedded(self) -> bool:
         """True when at least one store is served by the embedded servers."""
         return None in (self.database_url, self.read_database_url, self.redis_url)
@@ -116,6 +154,6 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for item in error.errors():
             name = "SHOP_" + "_".join(str(part) for part in item["loc"]).upper()
-            given = item.get("input")
-            problems.append(f"{name}={given!r}: {item['msg']}")
+            given = "<hidden>" if "SECRET" in name else repr(item.get("input"))
+            problems.append(f"{name}={given}: {item['msg']}")
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems)) from None

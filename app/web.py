@@ -8,21 +8,27 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UnsetType
 
 from app.bootstrap import open_services, readiness, require_migrated
 from app.context import Context
+from app.limits import BodySizeLimit, error_response
 from app.logs import configure_logging
 from app.playground.pages import graphiql_response
 from app.playground.pages import routes as playground_routes
 from app.projections.metrics import PipelineMetrics
 from app.request_id import RequestIdMiddleware
-from app.schema import create_schema
+from app.schema import create_schema, limits_of
+from app.security.tokens import InvalidCredentials
 from app.services import Services
 from app.settings import Role, Settings, load_settings
 from app.worker import pipeline_loops, running_loops
@@ -31,7 +37,20 @@ log = logging.getLogger("app.web")
 
 
 class ShopGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view with the shop's typed context."""
+    """Strawberry's ASGI view with the shop's typed context and its credentials check."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # Credentials are checked before the body is read: bad ones end the request.
+            services: Services = scope["app"].state.services
+            authorization = Headers(scope=scope).get("authorization")
+            try:
+                principal = await services.authenticator.principal(authorization)
+            except InvalidCredentials as error:
+                await unauthenticated(str(error))(scope, receive, send)
+                return
+            scope.setdefault("state", {})["principal"] = principal
+        await super().__call__(scope, receive, send)
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         return Context(
@@ -39,11 +58,37 @@ class ShopGraphQL(GraphQL[Context, None]):
             request=request,
             response=response,  # type: ignore[arg-type]
             request_id=request.scope.get("state", {}).get("request_id", "-"),
+            principal=request.scope.get("state", {}).get("principal"),
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """A WebSocket's credentials: in the connection_init payload (`Authorization` or
+        `authorization`: "Bearer <token>"), else the upgrade request's header."""
+        params = context.connection_params or {}
+        authorization = params.get("Authorization", params.get("authorization"))
+        if authorization is None:
+            authorization = context.request.headers.get("authorization")
+        try:
+            if authorization is not None and not isinstance(authorization, str):
+                raise InvalidCredentials('Authorization must be a string: "Bearer <token>"')
+            context.principal = await context.services.authenticator.principal(authorization)
+        except InvalidCredentials as error:
+            raise ConnectionRejectionError(
+                {"message": str(error), "extensions": {"code": "UNAUTHENTICATED"}}
+            ) from error
+        return None
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL from this package's own files, with the contract's operations as tabs."""
         return graphiql_response()
+
+
+def unauthenticated(reason: str) -> Response:
+    """401 for credentials that cannot be used (a missing token is not an error here: the
+    fields that need one say so)."""
+    return error_response(
+        401, "UNAUTHENTICATED", reason, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    )
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -75,7 +120,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     configure_logging(settings.log_level)
     graphql = ShopGraphQL(
-        create_schema(settings.role),
+        create_schema(settings.role, limits_of(settings)),
+        graphql_ide="graphiql" if settings.introspection else None,
         keep_alive=True,
         keep_alive_interval=15,
         allowed_origins=settings.allowed_origins,
@@ -92,6 +138,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if settings.role is Role.ALL:
                 await stack.enter_async_context(running_loops(services, pipeline_loops()))
             log.info("serving role %s", settings.role.value)
+            if settings.open_access:
+                log.warning(
+                    "no SHOP_JWT_SECRET or SHOP_JWT_JWKS_URL: the API is OPEN, everyone is an "
+                    "admin. For local use only; see docs/security.md"
+                )
             yield
 
     routes = [
@@ -102,4 +153,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics),
         *playground_routes(),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIdMiddleware)])
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -139,8 +139,8 @@ async def test_the_dashboard_shows_a_refused_order_and_writes_nothing(
     product = await gql.ok(CREATE_PRODUCT, sku="SKU-1", name="Widget", priceCents=250, stock=2)
     # The page lists what the read store holds when it loads: both must be projected by then.
     await gql.data(
-        "query($c: String, $p: String) {"
-        " customers(consistentWith: $c) { totalCount } products(consistentWith: $p) { totalCount } }",
+        "query($c: String, $p: String) { customers(consistentWith: $c) { totalCount }"
+        " products(consistentWith: $p) { totalCount } }",
         {"c": customer["consistencyToken"], "p": product["consistencyToken"]},
     )
     await page.goto(f"{server.base_url}/dashboard")

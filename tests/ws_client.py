@@ -61,14 +61,18 @@ class Subscriber:
 
 @asynccontextmanager
 async def subscriber(
-    url: str, protocol: str, headers: dict[str, str] | None = None
+    url: str,
+    protocol: str,
+    headers: dict[str, str] | None = None,
+    init_payload: dict[str, Any] | None = None,
 ) -> AsyncIterator[Subscriber]:
     async with websockets.connect(
         url,
         subprotocols=[protocol],
         additional_headers=headers,  # type: ignore[list-item]
     ) as socket:
-        await socket.send(json.dumps({"type": "connection_init", "payload": {}}))
+        init = {"type": "connection_init", "payload": init_payload or {}}
+        await socket.send(json.dumps(init))
         while True:
             ack = json.loads(await asyncio.wait_for(socket.recv(), 10))
             if ack["type"] != "ka":

@@ -15,12 +15,15 @@ from app.cli.common import (
     as_reader,
     err,
     export_urls,
+    fail,
     guarded,
     run_prepared,
     settings_or_exit,
 )
 from app.cli.operations import dlq_cli, projections_cli
 from app.cli.stores import resolved_stores
+from app.ids import parse_id
+from app.security.principal import UserRole
 from app.settings import Role, Settings
 
 cli = typer.Typer(
@@ -63,6 +66,7 @@ def serve(
                 log_level=resolved.log_level,
                 lifespan="on",
                 timeout_graceful_shutdown=10,
+                ws_max_size=resolved.max_body_bytes,
             )
 
     guarded(run)
@@ -102,6 +106,44 @@ def migrate() -> None:
             err.print("write and read databases are at the latest schema")
 
     guarded(run)
+
+
+@cli.command()
+def token(
+    role: Annotated[UserRole, typer.Option(help="The token's role.")],
+    customer: Annotated[
+        str | None, typer.Option(help="The customer id (the subject of a customer token).")
+    ] = None,
+    ttl: Annotated[
+        int, typer.Option(help="Seconds until it expires.", min=60, max=366 * 86400)
+    ] = 3600,
+) -> None:
+    """Mint a bearer token for local use, signed with SHOP_JWT_SECRET (printed to stdout)."""
+    from app.security.tokens import mint_token
+
+    settings = settings_or_exit()
+    if settings.jwt_secret is None:
+        fail(
+            "SHOP_JWT_SECRET is not set. Without it (and without SHOP_JWT_JWKS_URL) the "
+            "service runs open and needs no token; set it, to the server's value, to mint one."
+            if settings.jwt_jwks_url is None
+            else "the service checks tokens against SHOP_JWT_JWKS_URL: mint them with that "
+            "identity provider, not here",
+            code=2,
+        )
+    if role is UserRole.CUSTOMER:
+        if customer is None or parse_id(customer) is None:
+            fail("a customer token needs --customer <the customer's id (a UUID)>", code=2)
+        subject = str(parse_id(customer))
+    else:
+        if customer is not None:
+            fail("--customer is only for --role customer", code=2)
+        subject = "admin"
+    secret = settings.jwt_secret.get_secret_value()
+    issued = mint_token(
+        secret, role, subject, ttl, audience=settings.jwt_audience, issuer=settings.jwt_issuer
+    )
+    sys.stdout.write(issued + "\n")
 
 
 @cli.command("export-schema")

@@ -18,6 +18,7 @@ from app.context import Context
 from app.events.consistency import MalformedTokenError
 from app.projections.consistency import wait_until_applied
 from app.projections.registry import PROJECTIONS
+from app.queries import access
 from app.queries.errors import InvalidArgument
 from app.queries.rows import read_customer, read_order, read_product
 from app.queries.types import Customer, Order, Product
@@ -66,10 +67,19 @@ async def _after_write(
     return None if row is None else node(row)
 
 
+def visible_order(info: Info[Context, None], row: RowMapping | None) -> Order | None:
+    """The order of a row, if the caller may see it: someone else's reads as not there."""
+    if row is None or not access.may_see(info, row["customer_id"]):
+        return None
+    return Order.from_row(row)
+
+
 async def customer_after_write(
     info: Info[Context, None], customer_id: str | None, token: str | None
 ) -> Customer | None:
     """A payload's customer: as projected once its command's events are applied."""
+    if customer_id is None or not access.may_see(info, customer_id):
+        return None
     return await _after_write(
         info, token, CUSTOMER_READS, lambda e: read_customer(e, customer_id), Customer.from_row
     )
@@ -88,6 +98,9 @@ async def order_after_write(
     info: Info[Context, None], order_id: str | None, token: str | None
 ) -> Order | None:
     """A payload's order: as projected once its command's events are applied."""
-    return await _after_write(
-        info, token, ORDER_READS, lambda e: read_order(e, order_id), Order.from_row
-    )
+    row = await _after_write(info, token, ORDER_READS, lambda e: read_order(e, order_id), _row)
+    return visible_order(info, row)
+
+
+def _row(row: RowMapping) -> RowMapping:
+    return row

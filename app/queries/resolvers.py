@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Annotated
 
@@ -12,12 +13,14 @@ from strawberry.types import Info
 from app.context import Context
 from app.projections.registry import PROJECTIONS
 from app.projections.status import projection_statuses
+from app.queries import access
 from app.queries.connections import Connection, paged
 from app.queries.consistency import (
     CUSTOMER_READS,
     ORDER_READS,
     PRODUCT_READS,
     SALES_READS,
+    visible_order,
     wait_for_token,
 )
 from app.queries.inputs import CustomerOrderBy, OrderFilter, ProductFilter, ProductOrderBy
@@ -55,9 +58,10 @@ class ReadModelQuery:
     async def order(
         self, info: Info[Context, None], id: strawberry.ID, consistent_with: ConsistentWith = None
     ) -> Order | None:
+        access.caller(info)
         await wait_for_token(info, consistent_with, ORDER_READS)
         row = await read_order(_engine(info), id)
-        return None if row is None else Order.from_row(row)
+        return visible_order(info, row)
 
     @strawberry.field(description="Orders matching the filter, newest first.")
     async def orders(
@@ -68,8 +72,9 @@ class ReadModelQuery:
         after: After = None,
         consistent_with: ConsistentWith = None,
     ) -> Connection[Order]:
-        await wait_for_token(info, consistent_with, ORDER_READS)
         criteria = filter.criteria() if filter else OrderCriteria()
+        criteria = replace(criteria, customer_id=access.orders_of(info, criteria.customer_id))
+        await wait_for_token(info, consistent_with, ORDER_READS)
         listing = orders_listing(criteria)
         return await paged(_engine(info), listing, first, after, Order.from_row)
 
@@ -77,6 +82,8 @@ class ReadModelQuery:
     async def customer(
         self, info: Info[Context, None], id: strawberry.ID, consistent_with: ConsistentWith = None
     ) -> Customer | None:
+        if not access.may_see(info, id):
+            return None  # someone else's profile reads as no such customer
         await wait_for_token(info, consistent_with, CUSTOMER_READS)
         row = await read_customer(_engine(info), id)
         return None if row is None else Customer.from_row(row)
@@ -90,6 +97,7 @@ class ReadModelQuery:
         order_by: CustomerOrderBy | None = CustomerOrderBy.NEWEST,
         consistent_with: ConsistentWith = None,
     ) -> Connection[Customer]:
+        access.admin(info, "listing customers")
         await wait_for_token(info, consistent_with, CUSTOMER_READS)
         sort = (order_by or CustomerOrderBy.NEWEST).value
         listing = customers_listing(CUSTOMER_ORDERINGS[sort])
@@ -130,12 +138,14 @@ class ReadModelQuery:
         to: date,
         consistent_with: ConsistentWith = None,
     ) -> list[DailySales]:
+        access.admin(info, "salesReport")
         await wait_for_token(info, consistent_with, SALES_READS)
         rows = await read_sales_report(_engine(info), from_, to)
         return [DailySales.from_row(row) for row in rows]
 
     @strawberry.field(description="How far each projection is.")
     async def projections(self, info: Info[Context, None]) -> list[ProjectionStatus]:
+        access.admin(info, "projections")
         return await projection_status_list(info.context.services)
 
 

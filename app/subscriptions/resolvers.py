@@ -26,6 +26,7 @@ from app.projections.change_feed import Watch
 from app.projections.consistency import wait_until_applied
 from app.projections.registry import PROJECTIONS
 from app.projections.tables import order_view
+from app.queries import access
 from app.queries.errors import InvalidArgument
 from app.queries.resolvers import projection_status_list
 from app.queries.rows import read_order
@@ -57,6 +58,7 @@ class Subscription:
     async def projections_caught_up(
         self, info: Info[Context, None], token: str, timeout_ms: int | None = 5000
     ) -> AsyncGenerator[CaughtUp, None]:
+        access.caller(info)
         timeout_ms = 5000 if timeout_ms is None else timeout_ms
         if not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
             raise InvalidArgument(f"timeoutMs must be between 0 and {MAX_TIMEOUT_MS}")
@@ -82,14 +84,22 @@ class Subscription:
     async def order_updated(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> AsyncGenerator[Order, None]:
+        principal = access.caller(info)
         order_id = _uuid_argument(id, "id")
         services = info.context.services
         key = order_key(order_id)
 
+        def shown_to_caller(row: RowMapping | None) -> RowMapping | None:
+            # Someone else's order reads as one that does not exist (yet): nothing emitted.
+            visible = row is not None and principal.may_see_customer(row["customer_id"])
+            return row if visible else None
+
         async def read(watch: Watch) -> RowMapping | None:
             # Subscribers of this order rung by the same change share one read.
-            return await services.shared_reads.read(
-                key, watch.rung_at, lambda: read_order(services.query_engine, str(order_id))
+            return shown_to_caller(
+                await services.shared_reads.read(
+                    key, watch.rung_at, lambda: read_order(services.query_engine, str(order_id))
+                )
             )
 
         shown = 0
@@ -113,7 +123,7 @@ class Subscription:
     async def orders_changed(
         self, info: Info[Context, None], customer_id: strawberry.ID | None = None
     ) -> AsyncGenerator[Order, None]:
-        customer = _uuid_argument(customer_id, "customerId")
+        customer = access.orders_of(info, _uuid_argument(customer_id, "customerId"))
         services = info.context.services
         keys = [customer_orders_key(customer)] if customer is not None else None
         shown = _Shown()
@@ -132,6 +142,7 @@ class Subscription:
     async def projection_status(
         self, info: Info[Context, None], interval_ms: int | None = 1000
     ) -> AsyncGenerator[list[ProjectionStatus], None]:
+        access.admin(info, "projectionStatus")
         interval_ms = 1000 if interval_ms is None else interval_ms
         if not MIN_INTERVAL_MS <= interval_ms <= MAX_TIMEOUT_MS:
             raise InvalidArgument(

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from app.events.consistency import encode_token
+from app.security.principal import Principal
 from app.write.commands import Command
 from app.write.domain.aggregate import Aggregate
 from app.write.unit_of_work import UnitOfWork
@@ -36,7 +37,7 @@ class Dispatch:
 
     command: Command
     request_id: str
-    principal: object | None = None
+    principal: Principal | None = None
     uow: UnitOfWork | None = None
 
     @property
@@ -61,7 +62,7 @@ class CommandBus:
             self._chain = partial(layer, next=self._chain)  # type: ignore[call-arg]
 
     async def dispatch(
-        self, command: Command, *, request_id: str = "-", principal: object | None = None
+        self, command: Command, *, request_id: str = "-", principal: Principal | None = None
     ) -> Accepted:
         """Run the command; raises Rejected (nothing written) when a rule refuses it."""
         return await self._chain(Dispatch(command, request_id, principal))

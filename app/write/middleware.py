@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from asyncpg.exceptions import (
     DeadlockDetectedError,
@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.postgres import driver_error
+from app.security.principal import Principal
 from app.write.bus import Accepted, Dispatch, Middleware, Next
 from app.write.commands import Command
 from app.write.domain.errors import Rejected
@@ -23,7 +24,7 @@ from app.write.unit_of_work import UnitOfWork
 
 log = logging.getLogger("app.commands")
 
-Policy = Callable[[object | None, Command], None]
+Policy = Callable[[Principal | None, Command, UnitOfWork], Awaitable[None]]
 _TRANSIENT = (DeadlockDetectedError, SerializationError)
 _ATTEMPTS = 3
 
@@ -70,15 +71,13 @@ class CommandMetrics:
             self.latency.labels(dispatch.name, outcome).observe(time.perf_counter() - started)
 
 
-def allow_all(principal: object | None, command: Command) -> None:
-    """The open policy, for local use: everyone may do everything."""
-
-
 def authorization(policy: Policy) -> Middleware:
-    """Ask the policy before anything is loaded; it raises Rejected to refuse."""
+    """Ask the policy inside the transaction, before idempotency and the handler: a refused
+    caller learns nothing, not even an earlier result of the same commandId."""
 
     async def authorize(dispatch: Dispatch, next: Next) -> Accepted:
-        policy(dispatch.principal, dispatch.command)
+        assert dispatch.uow is not None, "authorization runs inside the transaction"
+        await policy(dispatch.principal, dispatch.command, dispatch.uow)
         return await next(dispatch)
 
     return authorize

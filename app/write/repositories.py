@@ -122,6 +122,14 @@ class ProductRepository(Repository):
 
 
 class OrderRepository(Repository):
+    async def owner(self, order_id: UUID) -> UUID | None:
+        """The customer who placed the order (it never changes), or None if there is none."""
+        result = await self.connection.execute(
+            select(orders.c.customer_id).where(orders.c.id == order_id)
+        )
+        owner: UUID | None = result.scalar_one_or_none()
+        return owner
+
     async def lock(self, order_id: UUID) -> Order | None:
         """Load and lock one order with its lines."""
         row = (
