@@ -8,10 +8,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Browser, Page, expect
+from pydantic import SecretStr
 
+from app.security.principal import UserRole
+from app.security.tokens import mint_token
+from app.settings import Settings
 from tests.browser import PageErrors, chromium
 from tests.graphql_client import CREATE_PRODUCT, PAY_ORDER, REGISTER_CUSTOMER, GraphQLClient
-from tests.servers import ServerUnderTest
+from tests.servers import ServerUnderTest, running_server
 
 pytestmark = pytest.mark.xdist_group("browser")
 
@@ -154,3 +158,23 @@ async def test_the_dashboard_shows_a_refused_order_and_writes_nothing(
     listed = await gql.data("{ orders { totalCount } }")
     assert listed["orders"]["totalCount"] == 0
     await expect(page.locator("#order-rows tr")).to_have_count(0)
+
+
+async def test_the_dashboard_sends_the_token_it_is_given_on_a_secured_server(
+    settings: Settings, page: Page
+) -> None:
+    secret = "browser-test-secret-of-32-bytes-or-more"
+    secured = settings.model_copy(update={"jwt_secret": SecretStr(secret)})
+    async with running_server(secured) as server:
+        await page.goto(f"{server.base_url}/dashboard")
+        # Without a token the live panels are refused, and the page says why.
+        await expect(page.locator("#form-message")).to_contain_text("credentials")
+        await expect(page.locator("#projection-rows tr")).to_have_count(0)
+
+        await page.locator("#token").fill(mint_token(secret, UserRole.ADMIN, "admin", 600))
+        async with page.expect_navigation():
+            await page.locator("#token").press("Enter")
+        # projectionStatus is for admins only: rows prove the WebSocket sent the token.
+        await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+        await expect(page.locator("#projection-rows tr")).to_have_count(4)
+        await expect(page.locator("#form-message")).not_to_contain_text("credentials")

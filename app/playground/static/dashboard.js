@@ -11,12 +11,21 @@ const ORDER_FIELDS = `id status version itemCount totalCents placedAt updatedAt
 
 const $ = (id) => document.getElementById(id);
 
+// ---- credentials (docs/security.md) --------------------------------------------------
+// On a server with SHOP_JWT_SECRET set, paste a token from `shop token --role admin`; it is
+// kept in this browser's localStorage and sent as the Authorization header and in the
+// WebSocket's connection_init payload. An open server needs none.
+
+const TOKEN_KEY = "cqrs-shop:token";
+const token = () => localStorage.getItem(TOKEN_KEY) || "";
+const credentials = () => (token() ? { Authorization: `Bearer ${token()}` } : {});
+
 // ---- GraphQL over HTTP -------------------------------------------------------------
 
 async function gql(query, variables) {
   const response = await fetch(ENDPOINT, {
     method: "POST",
-    headers: { "content-type": "application/json", accept: "application/json" },
+    headers: { "content-type": "application/json", accept: "application/json", ...credentials() },
     body: JSON.stringify({ query, variables }),
   });
   let body;
@@ -252,6 +261,7 @@ function connect() {
   };
   const client = graphqlWs.createClient({
     url: ENDPOINT.replace(/^http/, "ws"),
+    connectionParams: credentials,
     lazy: false,
     retryAttempts: Infinity,
     shouldRetry: () => true,
@@ -281,6 +291,13 @@ function connect() {
   );
 }
 
+$("token").value = token();
+$("token").addEventListener("change", (event) => {
+  const value = event.target.value.trim().replace(/^Bearer\s+/i, "");
+  if (value) localStorage.setItem(TOKEN_KEY, value);
+  else localStorage.removeItem(TOKEN_KEY);
+  window.location.reload(); // reconnect everything with the new credentials
+});
 $("order-form").addEventListener("submit", placeOrder);
 $("seed").addEventListener("click", seed);
 loadChoices().catch((err) => say(err.message, true));
