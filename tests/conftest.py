@@ -8,7 +8,6 @@ Redis key prefix, so tests run in any order without seeing each other's data.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -255,12 +254,3 @@ async def spare_read_engine(spare_read_database: str) -> AsyncIterator[AsyncEngi
         yield engine
     finally:
         await engine.dispose()
-
-
-@pytest.fixture(autouse=True)
-def _collect_garbage_after_each_test() -> Iterator[None]:
-    """Collect garbage once the test's event loop is gone, so a database connection a test
-    left checked out is reported (by SQLAlchemy, as an unraisable warning) against that
-    test rather than whichever test next happens to collect garbage."""
-    yield
-    gc.collect()

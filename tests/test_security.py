@@ -38,12 +38,13 @@ from tests.store_snapshot import write_store
 from tests.ws_client import LEGACY_WS, PROTOCOLS, TRANSPORT_WS, Subscriber, subscriber
 
 SECRET = "test-secret-of-at-least-32-bytes-long"
+NEXT_YEAR = int(time.time()) + 366 * 86400  # made at collection: must outlast the run
 OTHER_SECRET = "another-secret-of-at-least-32-bytes"
 UNSIGNED = jwt.encode({"sub": "a", "role": "admin", "exp": 9999999999}, None, algorithm="none")
 ORDER_FIELDS = "id status customer { id } version"
 
 
-def token(role: UserRole, subject: str = "admin", ttl_s: int = 600, secret: str = SECRET) -> str:
+def token(role: UserRole, subject: str = "admin", ttl_s: int = 86400, secret: str = SECRET) -> str:
     return mint_token(secret, role, subject, ttl_s)
 
 
@@ -300,7 +301,7 @@ def _unsigned(claims: dict[str, Any]) -> str:
         (f"Bearer {token(UserRole.ADMIN, ttl_s=-3600)}", "expired"),
         (f"Bearer {token(UserRole.ADMIN, secret=OTHER_SECRET)}", "invalid"),
         (f"Bearer {token(UserRole.CUSTOMER, 'not-a-uuid')}", "customer id"),
-        (f"Bearer {_unsigned({'sub': 'x', 'role': 'root', 'exp': int(time.time()) + 60})}", "role"),
+        (f"Bearer {_unsigned({'sub': 'x', 'role': 'root', 'exp': NEXT_YEAR})}", "role"),
         (f"Bearer {_unsigned({'sub': 'x', 'role': 'admin'})}", "exp"),
         (f"Bearer {UNSIGNED}", "invalid"),
         ("Bearer " + "A" * 10_000, "too long"),
