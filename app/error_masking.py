@@ -1,10 +1,15 @@
-"""Hide unexpected errors from clients: a code and a request id go out, the details to the log."""
+"""Hide unexpected errors from clients: a code and a request id go out, the details to the log.
+
+A database outage is not a bug: it is reported as such (UNAVAILABLE, try again), still
+without a word of what the driver said.
+"""
 
 from __future__ import annotations
 
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
+from app.adapters.postgres import DatabaseUnavailable
 from app.request_id import current_request_id
 
 
@@ -30,11 +35,17 @@ class MaskUnexpectedErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         request_id = current_request_id.get()
+        if isinstance(error.original_error, DatabaseUnavailable):
+            code = "UNAVAILABLE"
+            message = f"The store is unavailable; try again shortly (request id {request_id})."
+        else:
+            code = "INTERNAL"
+            message = f"Internal error; quote request id {request_id} when reporting it."
         return GraphQLError(
-            message=f"Internal error; quote request id {request_id} when reporting it.",
+            message=message,
             nodes=error.nodes,
             source=error.source,
             positions=error.positions,
             path=error.path,
-            extensions={"code": "INTERNAL", "requestId": request_id},
+            extensions={"code": code, "requestId": request_id},
         )

@@ -15,12 +15,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UnsetType
 
 from app.bootstrap import open_services, readiness, require_migrated
 from app.context import Context
+from app.graphql_http import StrictGraphQL
 from app.limits import BodySizeLimit, error_response
 from app.logs import configure_logging
 from app.playground.pages import graphiql_response
@@ -36,7 +36,7 @@ from app.worker import pipeline_loops, running_loops
 log = logging.getLogger("app.web")
 
 
-class ShopGraphQL(GraphQL[Context, None]):
+class ShopGraphQL(StrictGraphQL):
     """Strawberry's ASGI view with the shop's typed context and its credentials check."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -97,12 +97,15 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: both stores and Redis answer in time."""
+    """Readiness: 200 "ready" when both stores and Redis answer in time; 503 "unavailable"
+    when a store does not. Without Redis commands still commit and queries still read (only
+    the projections fall behind until it returns): 200 "degraded", the failing check named."""
     services: Services = request.app.state.services
     checks = await readiness(services)
-    ready = all(result == "ok" for result in checks.values())
-    body = {"status": "ready" if ready else "unavailable", "role": services.settings.role, **checks}
-    return JSONResponse(body, status_code=200 if ready else 503)
+    failing = {name for name, result in checks.items() if result != "ok"}
+    status = "ready" if not failing else "degraded" if failing == {"redis"} else "unavailable"
+    body = {"status": status, "role": services.settings.role, **checks}
+    return JSONResponse(body, status_code=503 if status == "unavailable" else 200)
 
 
 async def metrics(request: Request) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from app.write.relay import OutboxRelay
 
 log = logging.getLogger("app.worker")
 
+_HEALTHY_S = 60.0
 _MAX_BACKOFF_S = 30.0
 _STOP_TIMEOUT_S = 15.0
 
@@ -38,6 +40,7 @@ async def supervise(loop: BackgroundLoop, services: Services, first_backoff_s: f
     """Run a loop; if it fails, log it and start it again after a growing pause."""
     backoff = first_backoff_s
     while True:
+        started = time.monotonic()
         try:
             await loop.run(services)
             log.warning("loop %s returned; starting it again", loop.name)
@@ -45,6 +48,8 @@ async def supervise(loop: BackgroundLoop, services: Services, first_backoff_s: f
             raise
         except Exception:
             reraise_if_cancelling()
+            if time.monotonic() - started > _HEALTHY_S:
+                backoff = first_backoff_s  # it ran well for a while: a new outage, not the old
             log.exception("loop %s failed; restarting in %.1f s", loop.name, backoff)
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, _MAX_BACKOFF_S)

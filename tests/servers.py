@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 
 from app.settings import Settings
 from app.web import create_app
+
+STARTUP_DEADLINE_S = 90
 
 
 @dataclass(frozen=True)
@@ -59,3 +64,20 @@ async def running_server(settings: Settings) -> AsyncIterator[ServerUnderTest]:
         finally:
             server.should_exit = True
             await task
+
+
+def wait_for_graphql(port: int, process: subprocess.Popen[bytes]) -> float:
+    """Seconds until `{ __typename }` answers; fails if the process dies first."""
+    started = time.monotonic()
+    while time.monotonic() - started < STARTUP_DEADLINE_S:
+        assert process.poll() is None, f"shop exited early with {process.returncode}"
+        try:
+            response = httpx.post(
+                f"http://127.0.0.1:{port}/graphql", json={"query": "{ __typename }"}, timeout=2
+            )
+            if response.json() == {"data": {"__typename": "Query"}}:
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"no answer on port {port} within {STARTUP_DEADLINE_S} s")

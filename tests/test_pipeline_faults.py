@@ -28,7 +28,13 @@ from app.worker import running_loops
 from app.write.relay import OutboxRelay, _Relaying
 from app.write.tables import outbox
 from tests.graphql_client import PAY_ORDER, SHIP_ORDER, GraphQLClient
-from tests.pipeline_helpers import caught_up, read_models, replay_log, until_projected
+from tests.pipeline_helpers import (
+    caught_up,
+    read_models,
+    replay_log,
+    settled_statuses,
+    until_projected,
+)
 from tests.servers import free_port, running_server
 from tests.shop_traffic import Traffic
 
@@ -106,23 +112,11 @@ async def test_redis_restarted_empty_loses_nothing_and_lag_returns_to_zero(
         async with disposable_redis(port):
             await traffic.run(24)
             await until_projected(services, timeout_s=60)
-            statuses = await _statuses(services)
+            statuses = await settled_statuses(services)
             await replay_log(services.write_engine, spare_read_engine)
             live = await read_models(services.read_engine)
     assert [s.lag_events for s in statuses] == [0, 0, 0, 0]
     assert live == await read_models(spare_read_engine)
-
-
-async def _statuses(services: Services) -> list[object]:
-    s = services.settings
-    for _ in range(100):
-        statuses = await projection_statuses(
-            services.read_engine, services.redis, s.redis_prefix, s.stream_partitions, PROJECTIONS
-        )
-        if all(status.lag_events == 0 for status in statuses):
-            break
-        await asyncio.sleep(0.1)
-    return statuses  # type: ignore[return-value]
 
 
 async def eventually(engine: AsyncEngine, condition: str, timeout_s: float = 30) -> None:
@@ -284,6 +278,6 @@ async def test_lag_counts_published_events_not_yet_applied(
     assert [status.lag_events for status in before] == [logged] * 4
     assert all(status.lag_seconds > 0 for status in before)
     async with running_loops(services, [ProjectionRunner(PROJECTIONS)]):
-        after = await _statuses(services)
+        after = await settled_statuses(services)
     assert all((status.lag_events, status.lag_seconds) == (0, 0.0) for status in after)
     assert [status.state for status in after] == ["LIVE"] * 4

@@ -22,13 +22,12 @@ from app.projections.base import order_key
 from app.projections.consistency import wait_until_applied
 from app.projections.registry import PROJECTIONS
 from app.projections.runner import ProjectionRunner
-from app.projections.status import projection_statuses
 from app.services import Services
 from app.settings import Role, Settings, load_settings
 from app.worker import running_loops
 from app.write.relay import OutboxRelay
 from tests.graphql_client import PAY_ORDER, GraphQLClient
-from tests.pipeline_helpers import read_models, replay_log, until_projected
+from tests.pipeline_helpers import read_models, replay_log, settled_statuses, until_projected
 from tests.redis_cluster import LocalCluster, local_cluster
 from tests.servers import free_port, running_server
 from tests.shop_traffic import Traffic
@@ -128,14 +127,7 @@ async def test_the_pipeline_runs_end_to_end_on_a_redis_cluster(
 
 async def assert_no_lag(services: Services) -> None:
     """Every projection LIVE with no lag (waiting a little for the last acknowledgements)."""
-    s = services.settings
-    for _ in range(50):
-        statuses = await projection_statuses(
-            services.read_engine, services.redis, s.redis_prefix, s.stream_partitions, PROJECTIONS
-        )
-        if all(st.lag_events == 0 for st in statuses):
-            break
-        await asyncio.sleep(0.2)
+    statuses = await settled_statuses(services)
     assert [(st.name, st.lag_events, st.state) for st in statuses] == [
         (p.name, 0, "LIVE") for p in PROJECTIONS
     ]

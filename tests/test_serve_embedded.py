@@ -12,18 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-import httpx
 import psutil
 import pytest
 import redis
 
 from app.embedded import EmbeddedServers
-from tests.servers import free_port
+from tests.servers import free_port, wait_for_graphql
 
 pytestmark = pytest.mark.slow
 
-STARTUP_DEADLINE_S = 90
 _started: list[subprocess.Popen[bytes]] = []
+_logs: dict[int, Path] = {}
 
 
 def _clean_env(data_dir: Path) -> dict[str, str]:
@@ -33,7 +32,8 @@ def _clean_env(data_dir: Path) -> dict[str, str]:
 
 def start(shop_bin: Path, data_dir: Path, *args: str) -> subprocess.Popen[bytes]:
     """Start a `shop` command in its own process group, as a terminal would."""
-    with (data_dir.parent / f"shop-{time.monotonic_ns()}.log").open("wb") as log:
+    log_path = data_dir.parent / f"shop-{time.monotonic_ns()}.log"
+    with log_path.open("wb") as log:
         process = subprocess.Popen(
             [shop_bin, *args],
             env=_clean_env(data_dir),
@@ -42,24 +42,18 @@ def start(shop_bin: Path, data_dir: Path, *args: str) -> subprocess.Popen[bytes]
             start_new_session=True,
         )
     _started.append(process)
+    _logs[process.pid] = log_path
     return process
 
 
-def wait_for_graphql(port: int, process: subprocess.Popen[bytes]) -> float:
-    """Seconds until `{ __typename }` answers; fails if the process dies first."""
-    started = time.monotonic()
-    while time.monotonic() - started < STARTUP_DEADLINE_S:
-        assert process.poll() is None, f"shop exited early with {process.returncode}"
-        try:
-            response = httpx.post(
-                f"http://127.0.0.1:{port}/graphql", json={"query": "{ __typename }"}, timeout=2
-            )
-            if response.json() == {"data": {"__typename": "Query"}}:
-                return time.monotonic() - started
-        except httpx.HTTPError:
-            pass
+def wait_for_output(process: subprocess.Popen[bytes], text: str, timeout_s: float = 90) -> None:
+    """Wait until the process has printed `text`; fail if it exits or takes too long."""
+    log_path = _logs[process.pid]
+    deadline = time.monotonic() + timeout_s
+    while text not in log_path.read_text(errors="replace"):
+        assert process.poll() is None, f"exited with {process.returncode}: {log_path.read_text()}"
+        assert time.monotonic() < deadline, f"no {text!r} in {timeout_s} s: {log_path.read_text()}"
         time.sleep(0.1)
-    raise AssertionError(f"no answer on port {port} within {STARTUP_DEADLINE_S} s")
 
 
 def server_pids(data_dir: Path) -> tuple[int, int]:
@@ -164,8 +158,8 @@ def test_serve_and_worker_share_one_set_of_servers(shop_bin: Path, data_dir: Pat
     wait_for_graphql(port, serve)
     worker = start(shop_bin, data_dir, "worker")
     pids = server_pids(data_dir)
-    time.sleep(2)
-    assert worker.poll() is None
+    # Attached to the servers once its loops run; only then may serve leave them to it.
+    wait_for_output(worker, "worker loops running")
 
     serve.send_signal(signal.SIGTERM)
     serve.wait(30)

@@ -1,4 +1,4 @@
-"""`shop worker` subprocesses on a test's stores, to kill and restart at will."""
+"""`shop worker` (or other `shop`) subprocesses on a test's stores, to kill and restart at will."""
 
 from __future__ import annotations
 
@@ -17,11 +17,15 @@ class Workers:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.started = 0
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, *command: str) -> subprocess.Popen[bytes]:
+        """Start `shop worker`, or the `shop` command given (`serve --port 8123`, say)."""
         self.started += 1
         with (self.log_dir / f"worker-{self.started}.log").open("wb") as log:
             process = subprocess.Popen(
-                [self.shop_bin, "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [self.shop_bin, *(command or ("worker",))],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self.processes.append(process)
         return process

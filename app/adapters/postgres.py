@@ -2,10 +2,38 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from typing import Any
+
+from asyncpg.exceptions import (
+    CannotConnectNowError,
+    PostgresConnectionError,
+    TooManyConnectionsError,
+)
+from sqlalchemy import event, text
+from sqlalchemy.engine import Dialect, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+
+class DatabaseUnavailable(ConnectionError):
+    """PostgreSQL cannot be reached, did not answer in time, or dropped the connection.
+
+    One type for what asyncpg and SQLAlchemy report in many (OSError, TimeoutError, an
+    invalidated DBAPIError), so callers can say "the store is unavailable" and nothing more.
+    It is an OSError, so loops that pause on OSError pause on it too.
+    """
+
+
+# What asyncpg's connect raises when the server is away, starting, stopping or full:
+# SQLAlchemy passes these on as they are (they are not DBAPI errors yet).
+_CONNECT_FAILURES = (
+    OSError,  # refused, reset, unreachable, unknown host
+    TimeoutError,  # no answer within the connect timeout
+    PostgresConnectionError,
+    CannotConnectNowError,
+    TooManyConnectionsError,
+)
 
 
 def asyncpg_url(url: str) -> str:
@@ -18,13 +46,13 @@ def asyncpg_url(url: str) -> str:
 
 def create_engine(url: str, *, pool_size: int, connect_timeout_s: float) -> AsyncEngine:
     """An engine whose connections fail fast when the server is away and recover when it returns."""
-    return create_async_engine(
+    engine = create_async_engine(
         make_url(asyncpg_url(url)),
         pool_size=pool_size,
         max_overflow=pool_size,
         # Waiting for a pooled connection under load is normal; failing fast is for a dead
         # server, which the connect timeout covers.
-        pool_timeout=max(30.0, connect_timeout_s),
+        pool_timeout=max(10.0, 2 * connect_timeout_s),  # a full pool fails fast too
         # A pooled connection may be dead after a server restart; check it on checkout.
         pool_pre_ping=True,
         connect_args={
@@ -39,6 +67,28 @@ def create_engine(url: str, *, pool_size: int, connect_timeout_s: float) -> Asyn
             },
         },
     )
+    event.listen(engine.sync_engine, "do_connect", _connect)
+    event.listen(engine.sync_engine, "handle_error", _disconnected)
+    return engine
+
+
+def _connect(
+    dialect: Dialect, record: ConnectionPoolEntry, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except _CONNECT_FAILURES as error:
+        where = cparams.get("host") or "the default host"
+        reason = "no answer in time" if isinstance(error, TimeoutError) else repr(error)
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {where}: {reason}") from error
+
+
+def _disconnected(context: ExceptionContext) -> BaseException | None:
+    # A connection lost mid-statement. Not during the pool's pre-ping: there SQLAlchemy
+    # discards the dead connection and opens another, which is what we want.
+    if context.is_disconnect and not context.is_pre_ping:
+        return DatabaseUnavailable(f"PostgreSQL connection lost: {context.original_exception}")
+    return None
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -123,7 +123,12 @@ async def ping(redis: RedisClient) -> None:
         if state != "ok":
             raise RedisModeError(f"cluster_state is {state!r}, not 'ok'")
         return
-    await redis.ping()
+    try:
+        await redis.ping()
+    except RedisConnectionError:
+        # After an outage the pool still holds connections Redis closed meanwhile; the first
+        # command on one fails and drops it. That is not Redis being down: ask once more.
+        await redis.ping()
     info = await redis.info("cluster")
     if int(info.get("cluster_enabled", 0)):
         raise RedisModeError("Redis runs in cluster mode: set SHOP_REDIS_CLUSTER=true")

@@ -27,6 +27,10 @@ class PipelineMetrics:
                              registry=registry)  # fmt: skip
 
     async def refresh(self, services: Services) -> None:
+        # The backlog first: it needs only PostgreSQL, and while Redis is down it is the
+        # number that shows the projections falling behind.
+        async with services.write_engine.connect() as connection:
+            self.backlog.set(await event_log.unpublished(connection))
         s = services.settings
         statuses = await projection_statuses(
             services.read_engine, services.redis, s.redis_prefix, s.stream_partitions, PROJECTIONS
@@ -36,5 +40,3 @@ class PipelineMetrics:
             self.lag_seconds.labels(status.name).set(status.lag_seconds)
             self.applied.labels(status.name).set(status.events_applied)
             self.parked.labels(status.name).set(status.dead_letters)
-        async with services.write_engine.connect() as connection:
-            self.backlog.set(await event_log.unpublished(connection))

@@ -10,6 +10,7 @@ import strawberry
 from app.ids import parse_id
 from app.queries.errors import InvalidArgument
 from app.queries.listings import MAX_SEARCH_LENGTH, OrderCriteria
+from app.queries.pagination import storable_text
 from app.queries.types import OrderStatus
 from app.scalars import Long, given
 
@@ -67,8 +68,8 @@ class ProductFilter:
         text = given(self.search)
         if text is not None and len(text) > MAX_SEARCH_LENGTH:
             raise InvalidArgument(f"search must be at most {MAX_SEARCH_LENGTH} characters")
-        if text is not None and "\x00" in text:
-            raise InvalidArgument("search must not contain NUL characters")
+        if text is not None and not storable_text(text):
+            raise InvalidArgument("search must not contain NUL characters or lone surrogates")
         return text or None
 
     def stock_wanted(self) -> bool | None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -40,6 +41,7 @@ DEFAULT_PAGE_SIZE = 20
 _FORMAT = 1
 _MAX_CURSOR_LENGTH = 2048
 _BIGINT = 2**63
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 Kind = Literal["time", "int", "text", "uuid"]
 _SQL_TYPES: dict[str, TypeEngine[Any]] = {
@@ -178,7 +180,7 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, ...]:
         return tuple(
             _loaded(key.kind, value) for key, value in zip(ordering.keys, stored, strict=True)
         )
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise InvalidArgument("after is not a cursor issued by this service") from error
 
 
@@ -208,6 +210,7 @@ def _loaded(kind: Kind, value: Any) -> Any:
         moment = datetime.fromisoformat(_of(value, str))
         if moment.tzinfo is None:
             raise ValueError("a cursor's time has a UTC offset")
+        moment.astimezone(UTC)  # OverflowError past year 1..9999 in UTC, as the driver sends it
         return moment
     if kind == "uuid":
         return UUID(hex=_of(value, str))
@@ -217,9 +220,15 @@ def _loaded(kind: Kind, value: Any) -> Any:
             raise ValueError("out of range")
         return number
     text = _of(value, str)
-    if "\x00" in text:  # PostgreSQL text cannot hold it; no stored name does
-        raise ValueError("NUL in a cursor")
+    if not storable_text(text):  # no stored name holds what PostgreSQL text cannot
+        raise ValueError("NUL or a lone surrogate in a cursor")
     return text
+
+
+def storable_text(text: str) -> bool:
+    """True when PostgreSQL text can hold the string: no NUL, no lone surrogate (JSON's
+    "\\ud800" decodes to one, and it has no UTF-8 form, so the driver could not send it)."""
+    return _UNSTORABLE.search(text) is None
 
 
 def _of(value: Any, kind: type) -> Any:

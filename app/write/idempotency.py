@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.write.commands import Command
+from app.write.domain import rules
 from app.write.domain.errors import ErrorCode, reject
 from app.write.tables import idempotency
 
@@ -71,10 +72,11 @@ class IdempotencyRecords:
 def _checked_id(command: Command) -> str:
     command_id = command.command_id
     assert command_id is not None
-    if not 1 <= len(command_id) <= MAX_COMMAND_ID_LENGTH or "\x00" in command_id:
+    if not 1 <= len(command_id) <= MAX_COMMAND_ID_LENGTH or not rules.storable(command_id):
         raise reject(
             ErrorCode.VALIDATION,
-            f"commandId must be 1 to {MAX_COMMAND_ID_LENGTH} characters",
+            f"commandId must be 1 to {MAX_COMMAND_ID_LENGTH} characters, "
+            "without NUL characters or lone surrogates",
             "commandId",
         )
     return command_id

@@ -17,6 +17,9 @@ MAX_LINE_QUANTITY = 10_000
 MAX_REASON_LENGTH = 500
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# PostgreSQL text holds neither NUL nor a lone surrogate (JSON's "\ud800" decodes to one, and it
+# has no UTF-8 form): such a string must be refused here, not fail in the driver.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s.\x00-\x1f\x7f]+(\.[^@\s.\x00-\x1f\x7f]+)+")
 _SKU = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -25,10 +28,15 @@ def _error(message: str, field: Path) -> UserError:
     return UserError(ErrorCode.VALIDATION, message, field)
 
 
+def storable(value: str) -> bool:
+    """True when PostgreSQL text can hold the string: no NUL, no lone surrogate."""
+    return _UNSTORABLE.search(value) is None
+
+
 def email(value: str, errors: list[UserError], field: Path = ("email",)) -> str:
     """Trimmed and lower-cased; must look like name@domain.tld."""
     cleaned = value.strip().lower()
-    if len(cleaned) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(cleaned):
+    if len(cleaned) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(cleaned) or not storable(cleaned):
         errors.append(_error("email must look like name@example.com", field))
     return cleaned
 
@@ -40,6 +48,8 @@ def name(value: str, errors: list[UserError], field: Path = ("name",)) -> str:
         errors.append(_error("name must not be blank", field))
     elif _CONTROL.search(cleaned):
         errors.append(_error("name must not contain control characters", field))
+    elif not storable(cleaned):
+        errors.append(_error("name must be Unicode text (it holds a lone surrogate)", field))
     elif len(cleaned) > MAX_NAME_LENGTH:
         errors.append(_error(f"name must be at most {MAX_NAME_LENGTH} characters", field))
     return cleaned
@@ -66,8 +76,8 @@ def reason(value: str | None, errors: list[UserError], field: Path = ("reason",)
     if value is None or not value.strip():
         return None
     cleaned = value.strip()
-    if "\x00" in cleaned:
-        errors.append(_error("reason must not contain NUL characters", field))
+    if not storable(cleaned):
+        errors.append(_error("reason must not contain NUL characters or lone surrogates", field))
     elif len(cleaned) > MAX_REASON_LENGTH:
         errors.append(_error(f"reason must be at most {MAX_REASON_LENGTH} characters", field))
     return cleaned

@@ -1,0 +1,1 @@
+"""Operator scripts, run from a checkout: `python scripts/<name>.py --help`."""

@@ -1,0 +1,91 @@
+"""Are the read models what the event log says? Replay the log into an empty read store and
+compare row by row; and count the aggregates the projections have not applied yet.
+
+The soak test (scripts/soak.py) and the pipeline tests both judge the pipeline with these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.adapters import event_log
+from app.events.serialization import from_stream_fields
+from app.projections.applier import Delivery, apply_batch
+from app.projections.registry import PROJECTIONS
+
+READ_TABLES = ("order_view", "customer_summary", "product_catalogue", "daily_sales")
+AGGREGATE_TYPES = ("Customer", "Product", "Order")
+_REPLAY_BATCH = 2000
+
+ReadModels = dict[str, list[Any]]
+
+
+async def read_models(engine: AsyncEngine, schema: str = "public") -> ReadModels:
+    """Every row of every read table, in key order (each table's first column is its key)."""
+    tables = {}
+    async with engine.connect() as connection:
+        for table in READ_TABLES:
+            rows = await connection.execute(text(f'SELECT * FROM "{schema}"."{table}" ORDER BY 1'))
+            tables[table] = [tuple(row) for row in rows]
+    return tables
+
+
+async def replay_log(write: AsyncEngine, fresh_read: AsyncEngine) -> int:
+    """Apply the whole event log, in log order, to every projection of an empty read store;
+    return how many events it holds."""
+    replayed = 0
+    async with write.connect() as source:
+        position = 0
+        while batch := await event_log.read_after(source, position, _REPLAY_BATCH, AGGREGATE_TYPES):
+            deliveries = [
+                Delivery(str(e.position), e.fields, from_stream_fields(e.fields)) for e in batch
+            ]
+            async with fresh_read.begin() as target:
+                for projection in PROJECTIONS:
+                    await apply_batch(target, projection, deliveries, track_progress=False)
+            position = batch[-1].position
+            replayed += len(batch)
+    return replayed
+
+
+def differing_rows(live: ReadModels, replayed: ReadModels) -> list[tuple[str, Any]]:
+    """(table, key) of every row missing from one side or not the same on both."""
+    found = []
+    for table in READ_TABLES:
+        mine = {row[0]: row for row in live[table]}
+        theirs = {row[0]: row for row in replayed[table]}
+        for key in sorted(mine.keys() | theirs.keys(), key=str):
+            if mine.get(key) != theirs.get(key):
+                found.append((table, key))
+    return found
+
+
+async def projections_behind(write: AsyncEngine, read: AsyncEngine) -> dict[str, int]:
+    """Per projection, how many of the aggregates it follows it has not applied up to their
+    latest version in the log (parked ones count as not applied)."""
+    async with write.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT aggregate_id, aggregate_type, max(aggregate_version) AS version "
+                "FROM outbox GROUP BY aggregate_id, aggregate_type"
+            )
+        )
+        latest = rows.all()
+    behind = {}
+    async with read.connect() as connection:
+        for projection in PROJECTIONS:
+            guard = f"{projection.name}_applied"
+            rows = await connection.execute(
+                text(f"SELECT aggregate_id, version FROM {guard} WHERE NOT parked")
+            )
+            applied: dict[Any, int] = dict(rows.all())
+            behind[projection.name] = sum(
+                1
+                for aggregate_id, aggregate_type, version in latest
+                if aggregate_type in projection.aggregate_types
+                and applied.get(aggregate_id, 0) < version
+            )
+    return behind
