@@ -6,11 +6,12 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import text
 
-from app.events import OrderPlaced, PlacedLine, RecordedEvent
+from app.events import OrderPaid, OrderPlaced, OrderShipped, PlacedLine, RecordedEvent
 from app.events.serialization import to_stream_fields
-from app.projections.applier import Delivery, apply_batch
+from app.projections.applier import Delivery, OutOfOrder, apply_batch
 from app.projections.registry import PROJECTIONS
 from app.services import Services
 
@@ -44,3 +45,42 @@ async def test_two_appliers_of_a_new_aggregate_apply_its_first_event_once(
             text("SELECT units_sold FROM product_catalogue WHERE id = :id"), {"id": product_id}
         )
     assert sold == 10 * 2
+
+
+async def test_an_event_that_skips_a_version_is_refused_and_applies_nothing(
+    services: Services,
+) -> None:
+    """As when two consumers of one partition split its entries: v3 must wait for v2."""
+    orders = next(p for p in PROJECTIONS if p.name == "order_view")
+    placed = order_placed(uuid.uuid4())
+    order_id = placed.event.aggregate_id
+    customer_id = placed.event.event.customer_id  # type: ignore[attr-defined]
+
+    def later(version: int, event: object) -> Delivery:
+        recorded = RecordedEvent(uuid.uuid4(), version, NOW, event)  # type: ignore[arg-type]
+        return Delivery(f"{version}-0", to_stream_fields(recorded, 1), recorded)
+
+    paid = later(2, OrderPaid(order_id, customer_id))
+    shipped = later(3, OrderShipped(order_id, customer_id))
+
+    async def apply(*deliveries: Delivery) -> None:
+        async with services.read_engine.begin() as connection:
+            await apply_batch(connection, orders, list(deliveries))
+
+    async def status() -> tuple[str, int]:
+        async with services.read_engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text("SELECT status, version FROM order_view WHERE id = :id"), {"id": order_id}
+                )
+            ).one()
+        return row.status, row.version
+
+    await apply(placed)
+    with pytest.raises(OutOfOrder, match="v3 arrived before v2"):
+        await apply(shipped)
+    assert await status() == ("PLACED", 1)
+    await apply(paid)
+    await apply(shipped)
+    await apply(paid)  # a redelivery: skipped
+    assert await status() == ("SHIPPED", 3)

@@ -2,7 +2,9 @@
 
 The projection's version guard is locked for the batch's aggregates: an event at or below
 the applied version is a redelivery and skipped; an aggregate with a parked event parks its
-later events too. Effects, guard and progress commit together, so a crash anywhere leaves
+later events too; an event that skips a version is refused (OutOfOrder) and nothing of the
+batch is applied, so an aggregate's events are applied in version order or not at all.
+Effects, guard and progress commit together, so a crash anywhere leaves
 either all of the batch applied or none of it.
 """
 
@@ -32,6 +34,12 @@ class Delivery:
     event: RecordedEvent
 
 
+class OutOfOrder(Exception):
+    """An event arrived before an earlier event of its aggregate was applied: for a moment,
+    two consumers of one partition (a lapsed lease) split its entries between them. Applying
+    it would make the earlier one look like a redelivery and lose it; read again instead."""
+
+
 @dataclass
 class BatchResult:
     applied: int = 0
@@ -46,8 +54,12 @@ async def apply_batch(
     deliveries: Sequence[Delivery],
     *,
     track_progress: bool = True,
+    allow_gaps: bool = False,
 ) -> BatchResult:
-    """Apply what is new in `deliveries`; the caller owns (and commits) the transaction."""
+    """Apply what is new in `deliveries`; the caller owns (and commits) the transaction.
+
+    `allow_gaps` is for replaying the log as it is (a rebuild) and for an operator's retry of
+    dead letters, some of which may have been discarded on purpose."""
     result = BatchResult()
     followed = [d for d in deliveries if d.event.aggregate_type in projection.aggregate_types]
     result.skipped = len(deliveries) - len(followed)
@@ -60,6 +72,12 @@ async def apply_batch(
             result.skipped += 1
         elif parked:
             to_park.append(delivery)
+        elif delivery.event.aggregate_version > version + 1 and not allow_gaps:
+            event = delivery.event
+            raise OutOfOrder(
+                f"{projection.name}: {event.aggregate_type} {event.aggregate_id} "
+                f"v{event.aggregate_version} arrived before v{version + 1}"
+            )
         else:
             fresh.append(delivery)
             guard[delivery.event.aggregate_id] = (delivery.event.aggregate_version, False)

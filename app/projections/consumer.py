@@ -17,7 +17,7 @@ from app.cancellation import reraise_if_cancelling
 from app.events import UnknownEventError
 from app.events.serialization import from_stream_fields
 from app.events.streams import acked_key, changes_channel, group_name, stream_key
-from app.projections.applier import BatchResult, Delivery, apply_batch, park
+from app.projections.applier import BatchResult, Delivery, OutOfOrder, apply_batch, park
 from app.projections.base import Projection
 from app.projections.dead_letters import park_undecodable
 from app.projections.leases import Unit
@@ -78,6 +78,11 @@ class PartitionConsumer:
                     log.warning("%s %s: consuming again", self.projection.name, self.stream)
                     outage = False
                 await self.consume()
+            except OutOfOrder as error:
+                # Another consumer still holds the earlier entries: take them over, read again.
+                log.warning("%s %s: %s; reading again", self.projection.name, self.stream, error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
             except (RedisError, OperationalError, InterfaceError, OSError, TimeoutError) as error:
                 reraise_if_cancelling()
                 if not outage:  # once per outage, not per try
@@ -163,6 +168,8 @@ class PartitionConsumer:
         try:
             async with self.engine.begin() as connection:
                 return await apply_batch(connection, self.projection, deliveries)
+        except OutOfOrder:
+            raise
         except Exception as error:
             reraise_if_cancelling()
             if is_transient(error):
@@ -187,6 +194,8 @@ class PartitionConsumer:
             try:
                 async with self.engine.begin() as connection:
                     return await apply_batch(connection, self.projection, [delivery])
+            except OutOfOrder:
+                raise
             except Exception as error:
                 reraise_if_cancelling()
                 if is_transient(error):

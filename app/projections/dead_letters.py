@@ -134,7 +134,7 @@ async def _retry_aggregate(
             ).all()
             deliveries = [_delivery(row) for row in rows]
             await _set_parked(connection, projection, aggregate_id, parked=False)
-            result = await apply_batch(connection, projection, deliveries)
+            result = await apply_batch(connection, projection, deliveries, allow_gaps=True)
             await connection.execute(
                 delete(dead_letters).where(dead_letters.c.id.in_([r.id for r in rows]))
             )
@@ -157,24 +157,42 @@ async def discard(
             await connection.execute(
                 delete(dead_letters)
                 .where(dead_letters.c.id.in_(ids))
-                .returning(dead_letters.c.projection, dead_letters.c.aggregate_id)
+                .returning(
+                    dead_letters.c.projection,
+                    dead_letters.c.aggregate_id,
+                    dead_letters.c.aggregate_version,
+                )
             )
         ).all()
-        for name, aggregate_id in set(gone):
+        discarded: dict[tuple[str, uuid.UUID], int] = {}
+        for name, aggregate_id, version in gone:
+            key = (name, aggregate_id)
+            discarded[key] = max(version, discarded.get(key, 0))
+        for (name, aggregate_id), version in discarded.items():
             left = await connection.scalar(
                 select(func.count())
                 .where(dead_letters.c.projection == name)
                 .where(dead_letters.c.aggregate_id == aggregate_id)
             )
             if not left and name in by_name:
-                await _set_parked(connection, by_name[name], aggregate_id, parked=False)
+                # Discarded events count as handled: the aggregate's next event follows them.
+                await _set_parked(
+                    connection, by_name[name], aggregate_id, parked=False, past=version
+                )
     return len(gone)
 
 
 async def _set_parked(
-    connection: AsyncConnection, projection: Projection, aggregate_id: uuid.UUID, *, parked: bool
+    connection: AsyncConnection,
+    projection: Projection,
+    aggregate_id: uuid.UUID,
+    *,
+    parked: bool,
+    past: int = 0,
 ) -> None:
     applied = projection.applied
     await connection.execute(
-        update(applied).where(applied.c.aggregate_id == aggregate_id).values(parked=parked)
+        update(applied)
+        .where(applied.c.aggregate_id == aggregate_id)
+        .values(parked=parked, version=func.greatest(applied.c.version, past))
     )
