@@ -27,7 +27,7 @@ from app.settings import Role, Settings
 from app.worker import running_loops
 from app.write.relay import OutboxRelay, _Relaying
 from app.write.tables import outbox
-from tests.graphql_client import PAY_ORDER, SHIP_ORDER, GraphQLClient
+from tests.graphql_client import CANCEL_ORDER, PAY_ORDER, SHIP_ORDER, GraphQLClient
 from tests.pipeline_helpers import (
     caught_up,
     read_models,
@@ -171,6 +171,34 @@ async def test_a_poison_event_is_parked_and_retried_in_order_after_a_fix(
         ))).one()  # fmt: skip
         left = await connection.scalar(text("SELECT count(*) FROM dead_letters"))
     assert (tuple(row), left) == (("SHIPPED", 3), 0)
+
+
+async def test_discarded_dead_letters_let_their_aggregate_flow_again(
+    gql: GraphQLClient, services: Services, shop_bin: Path, shop_env: dict[str, str]
+) -> None:
+    async with services.read_engine.begin() as connection:  # a "bug": no row may say PAID
+        await connection.execute(
+            text("ALTER TABLE order_view ADD CONSTRAINT poison CHECK (status <> 'PAID')")
+        )
+    customer = await gql.customer()
+    product = await gql.product(stock=10)
+    order = await gql.order(customer, (product, 1))
+    await gql.ok(PAY_ORDER, orderId=order["orderId"])
+    await eventually(services.read_engine, "SELECT count(*) = 1 FROM dead_letters")
+    async with services.read_engine.connect() as connection:
+        (letter,) = (await connection.scalars(text("SELECT id FROM dead_letters"))).all()
+
+    discarded = shop(shop_bin, shop_env, "dlq", "discard", str(letter))
+    assert discarded.returncode == 0, discarded.stdout + discarded.stderr
+    # The order's next event follows the discarded one: it is applied, not held back.
+    cancelled = await gql.ok(CANCEL_ORDER, orderId=order["orderId"])
+    await caught_up(services, cancelled["consistencyToken"])
+    async with services.read_engine.connect() as connection:
+        row = (await connection.execute(
+            text("SELECT status, version FROM order_view WHERE id = :id"), {"id": order["orderId"]}
+        )).one()  # fmt: skip
+        left = await connection.scalar(text("SELECT count(*) FROM dead_letters"))
+    assert (tuple(row), left) == (("CANCELLED", 3), 0)
 
 
 @pytest.mark.parametrize(
