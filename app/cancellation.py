@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import traceback
+from typing import Any
 
 
 def reraise_if_cancelling() -> None:
@@ -15,3 +17,9 @@ def reraise_if_cancelling() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+def where_stuck(task: asyncio.Task[Any]) -> str:
+    """Where a task that will not end is waiting, for the log."""
+    frames = task.get_stack()
+    return "".join(traceback.format_stack(frames[-1])) if frames else "(no frame)\n"

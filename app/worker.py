@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import traceback
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from app.cancellation import reraise_if_cancelling
+from app.cancellation import reraise_if_cancelling, where_stuck
 from app.projections.registry import PROJECTIONS
 from app.projections.runner import ProjectionRunner
 from app.services import Services
@@ -69,7 +68,6 @@ async def running_loops(
             task.cancel()
         _, stuck = await asyncio.wait(tasks, timeout=_STOP_TIMEOUT_S) if tasks else ((), ())
         for task in stuck:  # say where, rather than hold the shutdown forever
-            where = "".join(traceback.format_stack(task.get_stack()[-1]))
             log.error("loop %s did not stop in %.0f s; leaving it:\n%s", task.get_name(),
-                      _STOP_TIMEOUT_S, where)  # fmt: skip
+                      _STOP_TIMEOUT_S, where_stuck(task))  # fmt: skip
         log.info("worker loops stopped")
