@@ -35,6 +35,12 @@ from app.worker import pipeline_loops, running_loops
 
 log = logging.getLogger("app.web")
 
+HTTP_KEEP_ALIVE_S = 75
+"""How long an idle HTTP connection is kept open. Longer than the idle timeouts of the
+clients and load balancers in front (httpx 5 s, AWS ALB and nginx 60 s): the server must not
+be the one to close a connection a client is about to send on, or the client gets a reset
+for a request it cannot tell was received."""
+
 
 class ShopGraphQL(StrictGraphQL):
     """Strawberry's ASGI view with the shop's typed context and its credentials check."""

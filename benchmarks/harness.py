@@ -23,10 +23,9 @@ from typing import Any
 import asyncpg
 import httpx
 import psutil
-from sqlalchemy.engine import make_url
 
 from app.adapters.migrations import History, upgrade
-from app.adapters.postgres import create_engine
+from app.adapters.postgres import create_engine, run_on_server, with_database
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -42,11 +41,6 @@ def log(message: str) -> None:
 
 
 # ---- stores ------------------------------------------------------------------------------
-
-
-def _with_database(server_url: str, name: str) -> str:
-    url = make_url(server_url).set(drivername="postgresql", database=name)
-    return url.render_as_string(hide_password=False)
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -86,7 +80,7 @@ class Servers:
             embedded = EmbeddedServers(Path(folder), postgres=pg is None, redis=redis is None)
             urls = embedded.start()
             try:
-                pg = pg or _with_database(str(urls.write_database_url), "postgres")
+                pg = pg or with_database(str(urls.write_database_url), "postgres")
                 redis = redis or str(urls.redis_url)
                 yield cls(pg, redis, "embedded PostgreSQL and Redis", embedded)
             finally:
@@ -142,26 +136,19 @@ class Stores:
         )
 
 
-async def _admin(servers: Servers, *statements: str) -> None:
-    connection = await asyncpg.connect(servers.postgres_url)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @contextlib.asynccontextmanager
 async def fresh_stores(servers: Servers, label: str) -> AsyncIterator[Stores]:
     """Migrated, empty databases and a Redis prefix; all dropped at the end."""
     tag = f"bench_{label}_{uuid.uuid4().hex[:6]}"
     write, read = f"{tag}_write", f"{tag}_read"
-    await _admin(servers, f'CREATE DATABASE "{write}"', f'CREATE DATABASE "{read}"')
+    await run_on_server(
+        servers.postgres_url, f'CREATE DATABASE "{write}"', f'CREATE DATABASE "{read}"'
+    )
     stores = Stores(
         servers,
         tag,
-        _with_database(servers.postgres_url, write),
-        _with_database(servers.postgres_url, read),
+        with_database(servers.postgres_url, write),
+        with_database(servers.postgres_url, read),
         tag,
     )
     try:
@@ -173,8 +160,8 @@ async def fresh_stores(servers: Servers, label: str) -> AsyncIterator[Stores]:
                 await engine.dispose()
         yield stores
     finally:
-        await _admin(
-            servers,
+        await run_on_server(
+            servers.postgres_url,
             f'DROP DATABASE IF EXISTS "{write}" WITH (FORCE)',
             f'DROP DATABASE IF EXISTS "{read}" WITH (FORCE)',
         )

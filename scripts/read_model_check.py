@@ -1,24 +1,27 @@
 """Are the read models what the event log says? Replay the log into an empty read store and
-compare row by row; and count the aggregates the projections have not applied yet.
+compare row by row; count the aggregates the projections have not applied yet; and what each
+event does to a product's stock.
 
-The soak test (scripts/soak.py) and the pipeline tests both judge the pipeline with these.
+The soak test (scripts/soak.py) and the pipeline and fault tests judge the pipeline with these.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters import event_log
-from app.events.serialization import from_stream_fields
+from app.events import Event, OrderCancelled, OrderPlaced, ProductCreated, ProductRestocked
+from app.events.serialization import RecordedEvent, from_stream_fields
 from app.projections.applier import Delivery, apply_batch
 from app.projections.registry import PROJECTIONS
 
 READ_TABLES = ("order_view", "customer_summary", "product_catalogue", "daily_sales")
 AGGREGATE_TYPES = ("Customer", "Product", "Order")
-_REPLAY_BATCH = 2000
+_LOG_BATCH = 2000
 
 ReadModels = dict[str, list[Any]]
 
@@ -33,24 +36,44 @@ async def read_models(engine: AsyncEngine, schema: str = "public") -> ReadModels
     return tables
 
 
+async def log_batches(write: AsyncEngine) -> AsyncIterator[list[Delivery]]:
+    """The whole event log, in log order, a batch at a time."""
+    async with write.connect() as source:
+        position = 0
+        while batch := await event_log.read_after(source, position, _LOG_BATCH, AGGREGATE_TYPES):
+            yield [Delivery(str(e.position), e.fields, from_stream_fields(e.fields)) for e in batch]
+            position = batch[-1].position
+
+
+async def whole_log(write: AsyncEngine) -> list[RecordedEvent]:
+    return [delivery.event async for batch in log_batches(write) for delivery in batch]
+
+
 async def replay_log(write: AsyncEngine, fresh_read: AsyncEngine) -> int:
     """Apply the whole event log, in log order, to every projection of an empty read store;
     return how many events it holds."""
     replayed = 0
-    async with write.connect() as source:
-        position = 0
-        while batch := await event_log.read_after(source, position, _REPLAY_BATCH, AGGREGATE_TYPES):
-            deliveries = [
-                Delivery(str(e.position), e.fields, from_stream_fields(e.fields)) for e in batch
-            ]
-            async with fresh_read.begin() as target:
-                for projection in PROJECTIONS:
-                    await apply_batch(
-                        target, projection, deliveries, track_progress=False, allow_gaps=True
-                    )
-            position = batch[-1].position
-            replayed += len(batch)
+    async for deliveries in log_batches(write):
+        async with fresh_read.begin() as target:
+            for projection in PROJECTIONS:
+                await apply_batch(
+                    target, projection, deliveries, track_progress=False, allow_gaps=True
+                )
+        replayed += len(deliveries)
     return replayed
+
+
+def stock_changes(event: Event) -> list[tuple[str, int]]:
+    """(product id, change) for each product whose stock the event changes: created with its
+    initial stock, restocked, reserved by an order placed, released by one cancelled."""
+    if isinstance(event, ProductCreated):
+        return [(str(event.product_id), event.stock)]
+    if isinstance(event, ProductRestocked):
+        return [(str(event.product_id), event.quantity)]
+    if isinstance(event, OrderPlaced | OrderCancelled):
+        sign = -1 if isinstance(event, OrderPlaced) else 1
+        return [(str(line.product_id), sign * line.quantity) for line in event.lines]
+    return []
 
 
 def differing_rows(live: ReadModels, replayed: ReadModels) -> list[tuple[str, Any]]:

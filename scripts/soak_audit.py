@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.adapters import event_log
 from app.events import (
     CustomerRegistered,
     Event,
@@ -29,14 +28,15 @@ from app.events import (
     ProductPriceChanged,
     ProductRestocked,
 )
-from app.events.serialization import RecordedEvent, from_stream_fields
+from app.events.serialization import RecordedEvent
 from app.projections.registry import PROJECTIONS
 from scripts.read_model_check import (
-    AGGREGATE_TYPES,
     READ_TABLES,
     differing_rows,
     read_models,
     replay_log,
+    stock_changes,
+    whole_log,
 )
 from scripts.soak_load import Ledger, Mutation
 from scripts.soak_stores import SoakDatabases
@@ -74,7 +74,7 @@ class Audit:
 
 
 async def audit(databases: SoakDatabases, ledger: Ledger) -> Audit:
-    log = await _whole_log(databases.write)
+    log = await whole_log(databases.write)
     found: list[Discrepancy] = []
     rows = await _read_models_equal_a_replay(databases, found)
     records = dict(await _rows(databases.write, "SELECT command_id, result FROM idempotency"))
@@ -95,16 +95,6 @@ async def audit(databases: SoakDatabases, ledger: Ledger) -> Audit:
 async def _rows(engine: AsyncEngine, query: str) -> list[Any]:
     async with engine.connect() as connection:
         return list((await connection.execute(text(query))).all())
-
-
-async def _whole_log(write: AsyncEngine) -> list[RecordedEvent]:
-    events: list[RecordedEvent] = []
-    async with write.connect() as connection:
-        position = 0
-        while batch := await event_log.read_after(connection, position, 5000, AGGREGATE_TYPES):
-            events.extend(from_stream_fields(logged.fields) for logged in batch)
-            position = batch[-1].position
-    return events
 
 
 async def _read_models_equal_a_replay(databases: SoakDatabases, found: list[Discrepancy]) -> int:
@@ -241,14 +231,7 @@ def _stock_by_log(
     lowest: dict[str, int] = {}
     for recorded in log:
         event = recorded.event
-        changes: list[tuple[str, int]] = []
-        if isinstance(event, ProductCreated | ProductRestocked):
-            quantity = event.stock if isinstance(event, ProductCreated) else event.quantity
-            changes.append((str(event.product_id), quantity))
-        elif isinstance(event, OrderPlaced | OrderCancelled):
-            sign = -1 if isinstance(event, OrderPlaced) else 1
-            changes.extend((str(line.product_id), sign * line.quantity) for line in event.lines)
-        for product, change in changes:
+        for product, change in stock_changes(event):
             stock[product] += change
             lowest[product] = min(lowest.get(product, stock[product]), stock[product])
         if isinstance(event, ProductRestocked) and event.stock != stock[str(event.product_id)]:

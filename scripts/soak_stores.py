@@ -13,11 +13,10 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.migrations import History, upgrade
-from app.adapters.postgres import create_engine
+from app.adapters.postgres import create_engine, run_on_server, with_database
 from app.embedded.redis import NAME as REDIS_PROCESS_NAME
 from app.embedded.redis import Redis
 from app.embedded.system import socket_dir_for, wait_until_gone
@@ -25,12 +24,6 @@ from app.embedded.system import socket_dir_for, wait_until_gone
 # What each of the soak's databases holds: the service's two stores, and an empty read store
 # the audit replays the event log into.
 DATABASES = {"write": History.WRITE, "read": History.READ, "replay": History.READ}
-
-
-def with_database(server_url: str, name: str) -> str:
-    """The server URL naming another database, in libpq form."""
-    url = make_url(server_url).set(drivername="postgresql", database=name)
-    return url.render_as_string(hide_password=False)
 
 
 @contextlib.contextmanager
@@ -74,23 +67,13 @@ class SoakDatabases:
         return self.engines["replay"]
 
 
-async def _on_server(server_url: str, *statements: str) -> None:
-    """CREATE or DROP DATABASE statements, which run outside a transaction."""
-    engine = create_engine(server_url, pool_size=1, connect_timeout_s=10)
-    async with engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        for statement in statements:
-            await autocommit.exec_driver_sql(statement)
-    await engine.dispose()
-
-
 @contextlib.asynccontextmanager
 async def fresh_databases(server_url: str, keep: bool = False) -> AsyncIterator[SoakDatabases]:
     """Write, read and replay databases named `soak_<tag>_*`, migrated; dropped at the end
     unless `keep`."""
     tag = f"soak_{uuid.uuid4().hex[:8]}"
     names = {role: f"{tag}_{role}" for role in DATABASES}
-    await _on_server(server_url, *(f'CREATE DATABASE "{name}"' for name in names.values()))
+    await run_on_server(server_url, *(f'CREATE DATABASE "{name}"' for name in names.values()))
     engines = {
         role: create_engine(with_database(server_url, name), pool_size=4, connect_timeout_s=10)
         for role, name in names.items()
@@ -104,7 +87,7 @@ async def fresh_databases(server_url: str, keep: bool = False) -> AsyncIterator[
             await engine.dispose()
         if not keep:
             drops = (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in names.values())
-            await _on_server(server_url, *drops)
+            await run_on_server(server_url, *drops)
 
 
 class PrivateRedis:

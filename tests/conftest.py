@@ -14,15 +14,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import asyncpg
 import httpx
 import pytest
 import redis
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.migrations import History, upgrade
-from app.adapters.postgres import create_engine
+from app.adapters.postgres import create_engine, run_on_server, with_database
 from app.bootstrap import open_services
 from app.services import Services
 from app.settings import Settings
@@ -33,22 +31,6 @@ if TYPE_CHECKING:
     from app.embedded import EmbeddedServers
 
 RUN_ID = uuid.uuid4().hex[:8]
-
-
-def database_url(server_url: str, name: str) -> str:
-    """The server URL with another database name, in libpq form."""
-    url = make_url(server_url).set(database=name)
-    return url.render_as_string(hide_password=False)
-
-
-async def _run_sql(server_url: str, *statements: str) -> None:
-    dsn = database_url(server_url, "postgres").replace("postgresql+asyncpg://", "postgresql://")
-    connection = await asyncpg.connect(dsn)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 async def _migrate_template(url: str, history: History) -> None:
@@ -86,11 +68,11 @@ def postgres_server_url(embedded_for_tests: EmbeddedServers | None) -> str:
     """A URL of the PostgreSQL server tests run on (its `postgres` database)."""
     configured = os.environ.get("SHOP_TEST_DATABASE_URL")
     if configured:
-        return database_url(configured, "postgres")
+        return with_database(configured, "postgres")
     assert embedded_for_tests is not None
     urls = embedded_for_tests.start()
     assert urls.write_database_url is not None
-    return database_url(urls.write_database_url, "postgres")
+    return with_database(urls.write_database_url, "postgres")
 
 
 @pytest.fixture(scope="session")
@@ -111,16 +93,18 @@ def template_databases(postgres_server_url: str) -> Iterator[dict[History, str]]
     names = {history: f"shop_tpl_{RUN_ID}_{history.value}" for history in History}
 
     async def create() -> None:
-        await _run_sql(postgres_server_url, *(f'CREATE DATABASE "{n}"' for n in names.values()))
+        await run_on_server(
+            postgres_server_url, *(f'CREATE DATABASE "{n}"' for n in names.values())
+        )
         for history, name in names.items():
-            await _migrate_template(database_url(postgres_server_url, name), history)
+            await _migrate_template(with_database(postgres_server_url, name), history)
 
     asyncio.run(create())
     try:
         yield names
     finally:
         drops = (f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values())
-        asyncio.run(_run_sql(postgres_server_url, *drops))
+        asyncio.run(run_on_server(postgres_server_url, *drops))
 
 
 def _fresh_databases(server_url: str, templates: dict[History, str] | None) -> dict[History, str]:
@@ -131,13 +115,13 @@ def _fresh_databases(server_url: str, templates: dict[History, str] | None) -> d
         + (f' TEMPLATE "{templates[history]}"' if templates is not None else "")
         for history, name in names.items()
     ]
-    asyncio.run(_run_sql(server_url, *statements))
+    asyncio.run(run_on_server(server_url, *statements))
     return names
 
 
 def _drop_databases(server_url: str, names: dict[History, str]) -> None:
     drops = (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in names.values())
-    asyncio.run(_run_sql(server_url, *drops))
+    asyncio.run(run_on_server(server_url, *drops))
 
 
 def _delete_prefix(redis_url: str, prefix: str) -> None:
@@ -154,8 +138,8 @@ def _settings_for(
     postgres_server_url: str, redis_server_url: str, names: dict[History, str], **extra: object
 ) -> Settings:
     return Settings(
-        database_url=database_url(postgres_server_url, names[History.WRITE]),
-        read_database_url=database_url(postgres_server_url, names[History.READ]),
+        database_url=with_database(postgres_server_url, names[History.WRITE]),
+        read_database_url=with_database(postgres_server_url, names[History.READ]),
         redis_url=redis_server_url,
         redis_prefix=f"test:{uuid.uuid4().hex[:12]}",
         stream_partitions=2,
@@ -242,7 +226,7 @@ def spare_read_database(
     """A second, empty, migrated read store (to replay the event log into and compare)."""
     names = _fresh_databases(postgres_server_url, template_databases)
     try:
-        yield database_url(postgres_server_url, names[History.READ])
+        yield with_database(postgres_server_url, names[History.READ])
     finally:
         _drop_databases(postgres_server_url, names)
 

@@ -19,10 +19,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters import event_log
-from app.events import OrderCancelled, OrderPlaced, ProductCreated, ProductRestocked
-from app.events.serialization import RecordedEvent, from_stream_fields
+from app.events.serialization import RecordedEvent
 from app.services import Services
 from app.settings import Settings
+from scripts.read_model_check import stock_changes, whole_log
 from tests import store_snapshot
 from tests.client_errors import sound
 from tests.graphql_client import (
@@ -302,23 +302,15 @@ async def recorded(services: Services) -> dict[str, dict[str, Any]]:
 
 
 async def logged_events(services: Services) -> list[RecordedEvent]:
-    async with services.write_engine.connect() as connection:
-        batch = await event_log.read_after(connection, 0, 100_000, ("Product", "Order"))
-    return [from_stream_fields(e.fields) for e in batch]
+    return await whole_log(services.write_engine)
 
 
 def stock_from_log(events: list[RecordedEvent]) -> dict[str, int]:
     """Per product: initial stock + restocks - reserved by orders + released by cancellations."""
     stock: Counter[str] = Counter()
-    for event in (recorded.event for recorded in events):
-        if isinstance(event, ProductCreated):
-            stock[str(event.product_id)] += event.stock
-        elif isinstance(event, ProductRestocked):
-            stock[str(event.product_id)] += event.quantity
-        elif isinstance(event, OrderPlaced | OrderCancelled):
-            sign = -1 if isinstance(event, OrderPlaced) else 1
-            for line in event.lines:
-                stock[str(line.product_id)] += sign * line.quantity
+    for recorded in events:
+        for product, change in stock_changes(recorded.event):
+            stock[product] += change
     return dict(stock)
 
 

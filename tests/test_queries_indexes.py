@@ -22,7 +22,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from app.adapters.migrations import History
-from app.adapters.postgres import create_engine
+from app.adapters.postgres import create_engine, with_database
 from app.queries.listings import (
     CUSTOMER_ORDERINGS,
     PRODUCT_ORDERINGS,
@@ -33,7 +33,7 @@ from app.queries.listings import (
 )
 from app.queries.pagination import Listing, count_query, decode_cursor, encode_cursor, page_query
 from app.queries.rows import customer_query, order_query, product_query
-from tests.conftest import _drop_databases, _fresh_databases, database_url
+from tests.conftest import _drop_databases, _fresh_databases
 
 ROWS = 100_000
 INDEX_NODES = {"Index Scan", "Index Only Scan", "Bitmap Index Scan"}
@@ -133,7 +133,7 @@ async def _assert_pages_indexed(
 def filled_url(postgres_server_url: str, template_databases: dict[History, str]) -> Iterator[str]:
     """A migrated read store holding the generated rows, filled once for this module."""
     names = _fresh_databases(postgres_server_url, template_databases)
-    url = database_url(postgres_server_url, names[History.READ])
+    url = with_database(postgres_server_url, names[History.READ])
 
     async def fill() -> None:
         connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -129,6 +130,27 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
             os.kill(pid, signal.SIGKILL)
 
 
+def healthz_twice_on_one_connection(port: int, idle_s: float) -> tuple[int, int]:
+    """The status of GET /healthz, then again on the same connection after it sat idle."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    statuses = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        reader = connection.makefile("rb")
+        for pause in (0, idle_s):
+            time.sleep(pause)
+            connection.sendall(request)
+            status_line = reader.readline()
+            assert status_line, "the server closed the idle connection"
+            statuses.append(int(status_line.split()[1]))
+            length = 0
+            while (header := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = header.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            reader.read(length)
+    return statuses[0], statuses[1]
+
+
 def test_serve_survives_kill_9_without_a_second_server(shop_bin: Path, data_dir: Path) -> None:
     port = free_port()
     first = start(shop_bin, data_dir, "serve", "--port", str(port))
@@ -145,6 +167,9 @@ def test_serve_survives_kill_9_without_a_second_server(shop_bin: Path, data_dir:
     assert server_pids(data_dir) == pids
     assert postmasters_on(data_dir) == [pids[0]]
     assert with_embedded(data_dir, "SELECT answer FROM marker", ("GET", "marker")) == (42, "42")
+    # An idle connection outlives a client's own idle limit (httpx: 5 s), so a client never
+    # sends on a connection the server is closing.
+    assert healthz_twice_on_one_connection(port, idle_s=6) == (200, 200)
 
     second.send_signal(signal.SIGINT)  # Ctrl-C
     assert second.wait(30) == 0
