@@ -248,6 +248,35 @@ async def test_a_rebuild_under_load_keeps_serving_and_misses_nothing(
     assert await read_models(services.read_engine) == await read_models(spare_read_engine)
 
 
+async def test_a_rebuild_stops_at_an_event_it_cannot_apply_names_it_and_changes_nothing(
+    gql: GraphQLClient, services: Services, shop_bin: Path, shop_env: dict[str, str]
+) -> None:
+    customer = await gql.customer("poison@example.com", "Poison")
+    product = await gql.product(stock=10)
+    order = await gql.order(customer, (product, 1))
+    await caught_up(services, order["consistencyToken"])
+    async with services.read_engine.begin() as connection:  # a "bug" only a rebuild meets
+        await connection.execute(text(
+            "ALTER TABLE order_view ADD CONSTRAINT poison CHECK (customer_name <> 'Poison') "
+            "NOT VALID"
+        ))  # fmt: skip
+    before = await read_models(services.read_engine)
+
+    done = shop(shop_bin, shop_env, "projections", "rebuild", "order_view")
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"order_view cannot apply OrderPlaced {order['orderId']} v1" in message, message
+    assert '"poison"' in message, message  # the constraint the database named
+    assert "The live read models are unchanged" in message, message
+    assert "Traceback" not in done.stderr
+    assert await read_models(services.read_engine) == before
+    async with services.read_engine.connect() as connection:
+        state = await connection.scalar(
+            text("SELECT state FROM projection_state WHERE projection = 'order_view'")
+        )
+    assert state == "LIVE"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

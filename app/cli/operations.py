@@ -15,7 +15,7 @@ from app.bootstrap import open_services
 from app.cli.common import fail, guarded, run_prepared, settings_or_exit
 from app.cli.stores import resolved_stores
 from app.projections import dead_letters
-from app.projections.rebuild import rebuild
+from app.projections.rebuild import RebuildFailed, rebuild
 from app.projections.registry import PROJECTIONS
 from app.projections.status import projection_statuses
 from app.services import Services
@@ -100,7 +100,14 @@ def rebuild_command(
                 rate = f"{done / elapsed:,.0f}" if elapsed > 0 else "-"
                 bar.update(task, completed=done, total=total, rate=rate)
 
-            reports = await rebuild(chosen, services.read_engine, services.write_engine, progress)
+            try:
+                reports = await rebuild(
+                    chosen, services.read_engine, services.write_engine, progress
+                )
+            except RebuildFailed as error:
+                bar.stop()
+                fail(f"rebuild stopped: {error}\nThe live read models are unchanged; fix the "
+                     "cause and rebuild again.")  # fmt: skip
         for report in reports:
             out.print(
                 f"rebuilt {report.projection}: {report.replayed} events replayed, "

@@ -26,9 +26,11 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.adapters import event_log
+from app.cancellation import reraise_if_cancelling
 from app.events.serialization import from_stream_fields
 from app.projections.applier import Delivery, apply_batch
 from app.projections.base import Projection
+from app.projections.consumer import is_transient
 from app.projections.tables import projection_state
 
 log = logging.getLogger("app.projections")
@@ -38,12 +40,21 @@ _BATCH = 5000
 _REBUILD_LOCK = 0x5E0_2000
 
 
+class RebuildFailed(Exception):
+    """An event of the log that the projection cannot apply. The rebuild stops before its
+    swap, so the live tables go on as they were; fix the cause and rebuild again."""
+
+
 @dataclass(frozen=True)
 class RebuildReport:
     projection: str
     replayed: int
     caught_up: int
     seconds: float
+
+
+def _first_line(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
 def _deliveries(logged: Sequence[event_log.LoggedEvent]) -> list[Delivery]:
@@ -98,9 +109,31 @@ class _Shadow:
         """Apply the batch's events of this projection's aggregates, in a transaction."""
         mine = [d for d in deliveries if d.event.aggregate_type in self.projection.aggregate_types]
         if mine:
-            async with self.read.begin() as connection:
-                await self.apply(connection, mine)
+            try:
+                async with self.read.begin() as connection:
+                    await self.apply(connection, mine)
+            except Exception as error:
+                reraise_if_cancelling()
+                if is_transient(error):
+                    raise
+                raise await self._culprit(mine, error) from error
             self.replayed += len(mine)
+
+    async def _culprit(self, deliveries: list[Delivery], error: Exception) -> RebuildFailed:
+        """Apply the failed batch an event at a time, to name the event that fails."""
+        for delivery in deliveries:
+            try:
+                async with self.read.begin() as connection:
+                    await self.apply(connection, [delivery])
+            except Exception as failure:
+                reraise_if_cancelling()
+                event = delivery.event
+                return RebuildFailed(
+                    f"{self.projection.name} cannot apply {event.event_type} "
+                    f"{event.aggregate_id} v{event.aggregate_version} (event log position "
+                    f"{delivery.entry_id.removeprefix('log:')}): {_first_line(failure)}"
+                )
+        return RebuildFailed(f"{self.projection.name}: {_first_line(error)}")
 
     async def swap(self) -> int:
         applied = self.projection.applied.name
