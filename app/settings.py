@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     readiness_timeout_s: float = Field(2.0, gt=0, le=60)
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
     max_subscriptions_per_connection: int = Field(100, ge=1, le=10_000)
+    ws_keepalive_s: float = Field(15.0, gt=0, le=300)
 
     stream_partitions: int = Field(8, ge=1, le=1024)
     stream_max_len: int = Field(1_000_000, ge=1000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -40,6 +41,22 @@ HTTP_KEEP_ALIVE_S = 75
 clients and load balancers in front (httpx 5 s, AWS ALB and nginx 60 s): the server must not
 be the one to close a connection a client is about to send on, or the client gets a reset
 for a request it cannot tell was received."""
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves this app: the same for `shop serve` and the tests' servers."""
+    return {
+        "timeout_keep_alive": HTTP_KEEP_ALIVE_S,
+        "timeout_graceful_shutdown": 10,
+        "ws_max_size": settings.max_body_bytes,
+        # WebSocket pings on both subprotocols; a client that does not answer one within
+        # as long again is gone (a dropped network), and its subscriptions end.
+        "ws_ping_interval": settings.ws_keepalive_s,
+        "ws_ping_timeout": settings.ws_keepalive_s,
+        # Compression keeps a zlib context per socket (tens of KiB, most of what a held
+        # subscription costs) for messages of a few hundred bytes.
+        "ws_per_message_deflate": False,
+    }
 
 
 class ShopGraphQL(StrictGraphQL):
@@ -132,7 +149,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         create_schema(settings.role, limits_of(settings)),
         graphql_ide="graphiql" if settings.introspection else None,
         keep_alive=True,
-        keep_alive_interval=15,
+        keep_alive_interval=settings.ws_keepalive_s,
         allowed_origins=settings.allowed_origins,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )

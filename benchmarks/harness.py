@@ -334,7 +334,8 @@ class LoadResult:
 
 
 def require_tool(name: str, hint: str) -> str:
-    path = shutil.which(name)
+    # The venv's own tools (py-spy) are found without activating it.
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if path is None:
         raise BenchError(f"{name} is not installed: {hint}")
     return path

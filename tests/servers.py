@@ -15,7 +15,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from app.settings import Settings
-from app.web import HTTP_KEEP_ALIVE_S, create_app
+from app.web import create_app, server_options
 
 STARTUP_DEADLINE_S = 90
 
@@ -51,9 +51,7 @@ async def running_server(settings: Settings) -> AsyncIterator[ServerUnderTest]:
         listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
         app = create_app(settings)
-        config = uvicorn.Config(
-            app, log_config=None, lifespan="on", timeout_keep_alive=HTTP_KEEP_ALIVE_S
-        )
+        config = uvicorn.Config(app, log_config=None, lifespan="on", **server_options(settings))
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[listener]))
         while not server.started:

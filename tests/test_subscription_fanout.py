@@ -13,7 +13,8 @@ from tests.servers import ServerUnderTest
 from tests.ws_client import TRANSPORT_WS, subscriber
 
 # Heavy load: run one after another with the other load tests (see pyproject addopts).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("load")]
+# A thousand WebSocket handshakes share two cores with the other tests: allow for it.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("load"), pytest.mark.timeout(300)]
 SUBSCRIBERS = 1000
 log = logging.getLogger("tests.fanout")
 

@@ -50,7 +50,7 @@ def serve(
     settings = settings_or_exit(host=host, port=port, role=role, workers=workers)
 
     def run() -> None:
-        from app.web import HTTP_KEEP_ALIVE_S
+        from app.web import server_options
 
         with resolved_stores(settings) as (resolved, embedded):
             run_prepared(resolved, embedded, migrate=False)
@@ -67,9 +67,7 @@ def serve(
                 log_config=None,
                 log_level=resolved.log_level,
                 lifespan="on",
-                timeout_graceful_shutdown=10,
-                timeout_keep_alive=HTTP_KEEP_ALIVE_S,
-                ws_max_size=resolved.max_body_bytes,
+                **server_options(resolved),
             )
 
     guarded(run)
