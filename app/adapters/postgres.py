@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import asyncpg
@@ -12,7 +13,7 @@ from asyncpg.exceptions import (
 )
 from sqlalchemy import event, text
 from sqlalchemy.engine import Dialect, ExceptionContext, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -71,8 +72,6 @@ def create_engine(url: str, *, pool_size: int, connect_timeout_s: float) -> Asyn
         # Waiting for a pooled connection under load is normal; failing fast is for a dead
         # server, which the connect timeout covers.
         pool_timeout=max(10.0, 2 * connect_timeout_s),  # a full pool fails fast too
-        # A pooled connection may be dead after a server restart; check it on checkout.
-        pool_pre_ping=True,
         connect_args={
             "timeout": connect_timeout_s,
             # No statement of ours takes a minute: one that does is stuck (a lock held by a
@@ -87,7 +86,34 @@ def create_engine(url: str, *, pool_size: int, connect_timeout_s: float) -> Asyn
     )
     event.listen(engine.sync_engine, "do_connect", _connect)
     event.listen(engine.sync_engine, "handle_error", _disconnected)
+    event.listen(engine.sync_engine, "checkin", _checked_in)
+    event.listen(engine.sync_engine, "checkout", _ping_if_idle)
     return engine
+
+
+# A pooled connection may be dead after a server restart or a proxy's idle cut. SQLAlchemy's
+# pool_pre_ping would check every checkout, and its asyncpg ping is three round trips (BEGIN,
+# an empty statement, ROLLBACK): more than the SELECT of a query field. A connection used
+# moments ago is alive, so only one idle longer than this is pinged. One that died in that
+# moment fails its statement as a disconnect, which invalidates the whole pool (so a restart
+# costs at most one DatabaseUnavailable per engine, and only under load).
+PING_AFTER_IDLE_S = 1.0
+
+
+def _checked_in(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+    # `info` is emptied when its connection is replaced: a new connection is not pinged.
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as error:
+        # The pool discards this connection and checks out (or opens) another.
+        raise DisconnectionError(f"pooled connection is dead: {error!r}") from error
 
 
 def _connect(
@@ -102,8 +128,8 @@ def _connect(
 
 
 def _disconnected(context: ExceptionContext) -> BaseException | None:
-    # A connection lost mid-statement. Not during the pool's pre-ping: there SQLAlchemy
-    # discards the dead connection and opens another, which is what we want.
+    # A connection lost mid-statement. Not during a pre-ping: there SQLAlchemy discards the
+    # dead connection and opens another, which is what we want.
     if context.is_disconnect and not context.is_pre_ping:
         return DatabaseUnavailable(f"PostgreSQL connection lost: {context.original_exception}")
     return None

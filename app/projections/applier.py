@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from functools import cache
 from uuid import UUID
 
-from sqlalchemy import TextClause, func, text
+from sqlalchemy import TextClause, bindparam, func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -93,18 +93,20 @@ async def apply_batch(
 
 
 @cache
-def _guard_statements(table: str) -> tuple[TextClause, TextClause, TextClause]:
+def _guard_statements(table: str) -> tuple[TextClause, TextClause]:
     """One statement each, whatever the batch size: arrays are bound whole and unnested, so
     nothing is compiled per batch. Table names are unqualified, so a rebuild's search_path
     points them at its shadow copies."""
     return (
+        # Every aggregate of the batch gets a guard row if it has none, and each row is locked
+        # and read, in one statement: ON CONFLICT DO UPDATE locks the row it updates (the
+        # update changes nothing), and RETURNING gives the latest committed version even when
+        # another applier committed it after this statement began (it waits for that one).
         text(
-            f'INSERT INTO "{table}" (aggregate_id, version) '
-            "SELECT unnest(CAST(:ids AS uuid[])), 0 ON CONFLICT (aggregate_id) DO NOTHING"
-        ),
-        text(
-            f'SELECT aggregate_id, version, parked FROM "{table}" '
-            "WHERE aggregate_id = ANY(CAST(:ids AS uuid[])) ORDER BY aggregate_id FOR UPDATE"
+            f'INSERT INTO "{table}" AS guard (aggregate_id, version) '
+            "SELECT unnest(CAST(:ids AS uuid[])), 0 "
+            "ON CONFLICT (aggregate_id) DO UPDATE SET version = guard.version "
+            "RETURNING aggregate_id, version, parked"
         ),
         text(
             f'INSERT INTO "{table}" (aggregate_id, version) '
@@ -119,15 +121,12 @@ async def _lock_guard(
 ) -> dict[UUID, tuple[int, bool]]:
     if not aggregate_ids:
         return {}
-    create, lock, _ = _guard_statements(projection.applied.name)
-    ordered = sorted(aggregate_ids)
-    # Make sure every aggregate has a guard row to lock. Without it, two appliers of the
-    # same new aggregate (a worker whose lease lapsed while it still ran, and its successor)
-    # would both find nothing to lock and both apply the first event. The insert of a key
-    # another transaction has just inserted waits for that transaction, then does nothing.
-    await connection.execute(create, {"ids": ordered})
-    # Locked in id order, so two appliers of one projection cannot deadlock on the guard.
-    rows = await connection.execute(lock, {"ids": ordered})
+    lock, _ = _guard_statements(projection.applied.name)
+    # A guard row is made for a new aggregate before it is locked: with nothing to lock,
+    # two appliers of its first event (a worker whose lease lapsed while it still ran, and
+    # its successor) would both apply it. Rows are taken in id order, so two appliers of
+    # one projection cannot deadlock on the guard.
+    rows = await connection.execute(lock, {"ids": sorted(aggregate_ids)})
     return {row.aggregate_id: (row.version, row.parked) for row in rows}
 
 
@@ -140,27 +139,30 @@ async def _advance_guard(
         latest[event.aggregate_id] = max(latest.get(event.aggregate_id, 0), event.aggregate_version)
     if not latest:
         return
-    _, _, advance = _guard_statements(projection.applied.name)
+    _, advance = _guard_statements(projection.applied.name)
     ordered = sorted(latest)
     await connection.execute(
         advance, {"ids": ordered, "versions": [latest[key] for key in ordered]}
     )
 
 
+_PROGRESS = (
+    insert(projection_state)
+    .values(projection=bindparam("name"), events_applied=bindparam("applied"),
+            last_applied_at=func.now())
+    .on_conflict_do_update(
+        index_elements=["projection"],
+        set_={
+            "events_applied": projection_state.c.events_applied + bindparam("applied"),
+            "last_applied_at": func.now(),
+        },
+    )
+)  # fmt: skip
+
+
 async def record_progress(connection: AsyncConnection, projection: str, applied: int) -> None:
     """Count applied events and stamp the time, in the applying transaction."""
-    statement = insert(projection_state).values(
-        projection=projection, events_applied=applied, last_applied_at=func.now()
-    )
-    await connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=["projection"],
-            set_={
-                "events_applied": projection_state.c.events_applied + applied,
-                "last_applied_at": func.now(),
-            },
-        )
-    )
+    await connection.execute(_PROGRESS, {"name": projection, "applied": applied})
 
 
 async def park(

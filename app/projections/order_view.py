@@ -29,6 +29,7 @@ from app.projections.upserts import Row
 
 _STATUS = {OrderPaid: "PAID", OrderShipped: "SHIPPED", OrderCancelled: "CANCELLED"}
 
+_INSERT = insert(order_view)
 # Bound names differ from the column names: SQLAlchemy reserves those for the SET clause.
 _UPDATE = (
     update(order_view)
@@ -116,7 +117,7 @@ async def _write(
     connection: AsyncConnection, placed: dict[UUID, Row], changed: dict[UUID, Row]
 ) -> None:
     if placed:
-        await connection.execute(insert(order_view), [placed[key] for key in sorted(placed)])
+        await connection.execute(_INSERT, [placed[key] for key in sorted(placed)])
     if changed:
         await connection.execute(
             _UPDATE,

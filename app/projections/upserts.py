@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, func
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
@@ -45,13 +46,18 @@ async def upsert(
 ) -> None:
     """Insert each row, or merge it into the existing one by `set_clause`; one row per key."""
     ordered = sorted(rows, key=lambda row: row[key])
-    if not ordered:
-        return
+    if ordered:
+        await connection.execute(_upsert_statement(table, set_clause, key), ordered)
+
+
+@cache
+def _upsert_statement(table: Table, set_clause: SetClause, key: str) -> Insert:
+    # Built once: making the statement and its cache key for every batch cost more than
+    # running it (the rows are executemany parameters, not part of the statement).
     statement = insert(table)
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[key], set_=dict(set_clause(table, statement.excluded))
     )
-    await connection.execute(statement, ordered)
 
 
 def utc_day(moment: datetime) -> date:
