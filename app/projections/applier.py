@@ -16,13 +16,13 @@ from datetime import UTC, datetime
 from functools import cache
 from uuid import UUID
 
-from sqlalchemy import TextClause, bindparam, func, text
+from sqlalchemy import TextClause, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.events import RecordedEvent
 from app.projections.base import ChangedKeys, Projection
-from app.projections.tables import dead_letters, projection_state
+from app.projections.tables import dead_letters
 
 
 @dataclass(frozen=True)
@@ -83,20 +83,23 @@ async def apply_batch(
             guard[delivery.event.aggregate_id] = (delivery.event.aggregate_version, False)
     handled = [d.event for d in fresh if d.event.event_type in projection.handles]
     result.changed = await projection.apply(connection, handled)
-    await _advance_guard(connection, projection, fresh)
+    await _advance_guard(connection, projection, fresh, count_progress=track_progress)
     if to_park:
         await park(connection, projection, to_park, "waiting behind an earlier parked event", 0)
     result.applied, result.parked = len(fresh), len(to_park)
-    if track_progress and fresh:
-        await record_progress(connection, projection.name, len(fresh))
     return result
 
 
 @cache
-def _guard_statements(table: str) -> tuple[TextClause, TextClause]:
+def _guard_statements(table: str) -> tuple[TextClause, TextClause, TextClause]:
     """One statement each, whatever the batch size: arrays are bound whole and unnested, so
     nothing is compiled per batch. Table names are unqualified, so a rebuild's search_path
     points them at its shadow copies."""
+    advance = (
+        f'INSERT INTO "{table}" (aggregate_id, version) '
+        "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS integer[])) "
+        "ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version"
+    )
     return (
         # Every aggregate of the batch gets a guard row if it has none, and each row is locked
         # and read, in one statement: ON CONFLICT DO UPDATE locks the row it updates (the
@@ -108,10 +111,15 @@ def _guard_statements(table: str) -> tuple[TextClause, TextClause]:
             "ON CONFLICT (aggregate_id) DO UPDATE SET version = guard.version "
             "RETURNING aggregate_id, version, parked"
         ),
+        text(advance),
+        # The same, and the projection's progress counted (applied events, the time): one
+        # round trip for both.
         text(
-            f'INSERT INTO "{table}" (aggregate_id, version) '
-            "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS integer[])) "
-            "ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version"
+            f"WITH advanced AS ({advance}) "
+            "INSERT INTO projection_state (projection, events_applied, last_applied_at) "
+            "VALUES (:projection, :applied, now()) ON CONFLICT (projection) DO UPDATE SET "
+            "events_applied = projection_state.events_applied + excluded.events_applied, "
+            "last_applied_at = excluded.last_applied_at"
         ),
     )
 
@@ -121,7 +129,7 @@ async def _lock_guard(
 ) -> dict[UUID, tuple[int, bool]]:
     if not aggregate_ids:
         return {}
-    lock, _ = _guard_statements(projection.applied.name)
+    lock, _, _ = _guard_statements(projection.applied.name)
     # A guard row is made for a new aggregate before it is locked: with nothing to lock,
     # two appliers of its first event (a worker whose lease lapsed while it still ran, and
     # its successor) would both apply it. Rows are taken in id order, so two appliers of
@@ -131,7 +139,11 @@ async def _lock_guard(
 
 
 async def _advance_guard(
-    connection: AsyncConnection, projection: Projection, fresh: Sequence[Delivery]
+    connection: AsyncConnection,
+    projection: Projection,
+    fresh: Sequence[Delivery],
+    *,
+    count_progress: bool,
 ) -> None:
     latest: dict[UUID, int] = {}
     for delivery in fresh:
@@ -139,30 +151,14 @@ async def _advance_guard(
         latest[event.aggregate_id] = max(latest.get(event.aggregate_id, 0), event.aggregate_version)
     if not latest:
         return
-    _, advance = _guard_statements(projection.applied.name)
+    _, advance, advance_and_count = _guard_statements(projection.applied.name)
     ordered = sorted(latest)
-    await connection.execute(
-        advance, {"ids": ordered, "versions": [latest[key] for key in ordered]}
-    )
-
-
-_PROGRESS = (
-    insert(projection_state)
-    .values(projection=bindparam("name"), events_applied=bindparam("applied"),
-            last_applied_at=func.now())
-    .on_conflict_do_update(
-        index_elements=["projection"],
-        set_={
-            "events_applied": projection_state.c.events_applied + bindparam("applied"),
-            "last_applied_at": func.now(),
-        },
-    )
-)  # fmt: skip
-
-
-async def record_progress(connection: AsyncConnection, projection: str, applied: int) -> None:
-    """Count applied events and stamp the time, in the applying transaction."""
-    await connection.execute(_PROGRESS, {"name": projection, "applied": applied})
+    parameters = {"ids": ordered, "versions": [latest[key] for key in ordered]}
+    if count_progress:  # applied events and the time, in the applying transaction
+        parameters.update(projection=projection.name, applied=len(fresh))
+        await connection.execute(advance_and_count, parameters)
+    else:
+        await connection.execute(advance, parameters)
 
 
 async def park(

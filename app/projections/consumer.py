@@ -25,9 +25,12 @@ from app.settings import Settings
 
 log = logging.getLogger("app.projections")
 
+# Acknowledge, count what was acknowledged (for lag), and announce the changed keys, if
+# any, in one round trip. The channel is not a key: pub/sub reaches every node of a cluster.
 _ACK = """
-local n = redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
+local n = redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 4))
 redis.call('INCRBY', KEYS[2], n)
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return n
 """
 _ACK_CHUNK = 1000
@@ -61,6 +64,7 @@ class PartitionConsumer:
         self.stream = stream_key(settings.redis_prefix, unit.partition)
         self.acked = acked_key(settings.redis_prefix, unit.partition, projection.name)
         self.group = group_name(projection.name)
+        self.channel = changes_channel(settings.redis_prefix)
         self._ack = redis.register_script(_ACK)
 
     async def run(self) -> None:
@@ -143,12 +147,12 @@ class PartitionConsumer:
     async def process(self, entries: Sequence[Entry]) -> None:
         deliveries = await self._decode(entries)
         result = await self._apply(deliveries)
-        await self.acknowledge([entry_id for entry_id, _ in entries])
-        if result.changed:
-            message = json.dumps(
-                {"projection": self.projection.name, "keys": sorted(result.changed)}
-            )
-            await self.redis.publish(changes_channel(self.settings.redis_prefix), message)
+        announcement = (
+            json.dumps({"projection": self.projection.name, "keys": sorted(result.changed)})
+            if result.changed
+            else ""
+        )
+        await self.acknowledge([entry_id for entry_id, _ in entries], announcement)
 
     async def _decode(self, entries: Sequence[Entry]) -> list[Delivery]:
         deliveries = []
@@ -216,8 +220,11 @@ class PartitionConsumer:
             await park(connection, self.projection, [delivery], reason, attempts)
         return BatchResult(parked=1)
 
-    async def acknowledge(self, entry_ids: Sequence[str]) -> None:
-        """XACK after the commit, and count what was acknowledged (for lag)."""
+    async def acknowledge(self, entry_ids: Sequence[str], announcement: str = "") -> None:
+        """XACK after the commit, count what was acknowledged (for lag), and then announce
+        what changed (with the last chunk)."""
         for start in range(0, len(entry_ids), _ACK_CHUNK):
             chunk = entry_ids[start : start + _ACK_CHUNK]
-            await self._ack(keys=[self.stream, self.acked], args=[self.group, *chunk])
+            last = start + _ACK_CHUNK >= len(entry_ids)
+            args = [self.group, self.channel, announcement if last else "", *chunk]
+            await self._ack(keys=[self.stream, self.acked], args=args)
