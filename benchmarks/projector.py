@@ -1,8 +1,11 @@
-"""Projector and rebuild speed: each projection alone on a backlog of published events, and
-all of them together, as a worker runs them."""
+"""Projector speed: each projection alone on a backlog of published events, as a worker runs
+it. `python -m benchmarks.projector --orders N --batch-size B` runs this part alone; with
+`--batch-size 1` every batch holds one event, which shows the fixed cost of a batch (what a
+projector pays per event when events trickle in, as they do below full load)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import time
@@ -30,7 +33,8 @@ async def _drain(services: Any, loop: Any, done: Any, timeout_s: float = 1800) -
             await task
 
 
-async def run(servers: Servers, orders: int) -> dict[str, Any]:
+async def run(servers: Servers, orders: int, batch_size: int | None = None) -> dict[str, Any]:
+    """events/s per projection; with `batch_size`, also the CPU this process spent per event."""
     from app.adapters.event_log import unpublished
     from app.bootstrap import open_services
     from app.projections.registry import PROJECTIONS
@@ -40,8 +44,10 @@ async def run(servers: Servers, orders: int) -> dict[str, Any]:
 
     async with fresh_stores(servers, "projector") as stores:
         events = await seed(stores.write_url, Dataset.for_orders(orders), published=False)
-        settings = stores.settings()
-        results: dict[str, Any] = {"events": events, "per_projection": {}}
+        settings = stores.settings(
+            **({"projector_batch_size": batch_size} if batch_size is not None else {})
+        )
+        results: dict[str, Any] = {"events": events, "per_projection": {}, "cpu_us_per_event": {}}
         async with open_services(settings) as services:
 
             async def published() -> bool:
@@ -62,6 +68,30 @@ async def run(servers: Servers, orders: int) -> dict[str, Any]:
             for projection in PROJECTIONS:
                 log(f"projector: {projection.name} alone on {events} events")
                 runner = ProjectionRunner([projection])
+                cpu = time.process_time()
                 seconds = await _drain(services, runner, lambda p=projection: caught_up([p]))
+                cpu = time.process_time() - cpu
                 results["per_projection"][projection.name] = events / seconds
+                results["cpu_us_per_event"][projection.name] = 1e6 * cpu / events
     return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.projector", description=__doc__)
+    parser.add_argument("--orders", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=None)
+    args = parser.parse_args()
+
+    async def measure() -> dict[str, Any]:
+        with Servers.open() as servers:
+            return await run(servers, args.orders, args.batch_size)
+
+    results = asyncio.run(measure())
+    print(f"{results['events']:,} events, batches of {args.batch_size or 'up to 500'}")
+    for name, rate in results["per_projection"].items():
+        cpu = results["cpu_us_per_event"][name]
+        print(f"{name:>18}: {rate:8,.0f} events/s, {cpu:6,.0f} us CPU per event")
+
+
+if __name__ == "__main__":
+    main()
