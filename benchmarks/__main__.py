@@ -86,6 +86,7 @@ def main() -> int:
     output.write_text(render(results, command))
     output.with_suffix(".json").write_text(json.dumps(_plain(results), indent=2, default=str))
     saved = ROOT / "bench-results" / f"{args.size}.pickle"
+    saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_bytes(pickle.dumps({"results": results, "command": command}))
     log(f"done in {results['seconds']:.0f} s: {output}")
     return 0
