@@ -17,13 +17,13 @@ from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 
-from app.error_masking import MaskUnexpectedErrors
+from app.config.settings import Role, Settings
+from app.graphql.errors import MaskUnexpectedErrors
+from app.graphql.role_rules import RULES_BY_ROLE
+from app.graphql.scalars import SCALARS
 from app.mutations.resolvers import Mutation
 from app.queries.resolvers import ReadModelQuery
 from app.queries.service import ServiceQuery
-from app.role_rules import RULES_BY_ROLE
-from app.scalars import SCALARS
-from app.settings import Role, Settings
 from app.subscriptions.resolvers import Subscription
 
 

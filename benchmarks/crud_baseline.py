@@ -34,8 +34,8 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from app.adapters.postgres import create_engine
-from app.ids import parse_id
-from app.scalars import SCALARS, Long
+from app.graphql.ids import parse_id
+from app.graphql.scalars import SCALARS, Long
 
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS crud_orders_customer "

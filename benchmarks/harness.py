@@ -25,7 +25,8 @@ import httpx
 import psutil
 
 from app.adapters.migrations import History, upgrade
-from app.adapters.postgres import create_engine, run_on_server, with_database
+from app.adapters.postgres import create_engine
+from devtools.databases import run_on_server, with_database
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -124,7 +125,7 @@ class Stores:
         }
 
     def settings(self, **extra: Any) -> Any:
-        from app.settings import Settings
+        from app.config.settings import Settings
 
         return Settings(
             database_url=self.write_url,
@@ -261,7 +262,7 @@ async def serving(
 async def mark_delivered(stores: Stores) -> None:
     """Tell the relay that Redis has every event the seeded log marks published, as it
     would after a real history: without the partitions' epoch keys, a fresh Redis prefix
-    makes the relay send the whole log again (see app/write/relay.py)."""
+    makes the relay send the whole log again (see app/pipeline/relay.py)."""
     import redis.asyncio as aioredis
 
     from app.events.streams import epoch_key

@@ -15,10 +15,10 @@ from benchmarks.harness import Servers, fresh_stores, log
 from benchmarks.seed import Dataset, seed
 
 
-async def _drain(services: Any, loop: Any, done: Any, timeout_s: float = 1800) -> float:
+async def _drain(loop: Any, done: Any, timeout_s: float = 1800) -> float:
     """Run `loop` until `done()` holds; seconds taken."""
     started = time.perf_counter()
-    task = asyncio.create_task(loop.run(services))
+    task = asyncio.create_task(loop.run())
     try:
         while not await done():
             if task.done():
@@ -35,12 +35,12 @@ async def _drain(services: Any, loop: Any, done: Any, timeout_s: float = 1800) -
 
 async def run(servers: Servers, orders: int, batch_size: int | None = None) -> dict[str, Any]:
     """events/s per projection; with `batch_size`, also the CPU this process spent per event."""
-    from app.adapters.event_log import unpublished
-    from app.bootstrap import open_services
+    from app.pipeline.event_log import unpublished
+    from app.pipeline.relay import OutboxRelay
+    from app.pipeline.runner import ProjectionRunner
+    from app.pipeline.status import projection_statuses
     from app.projections.registry import PROJECTIONS
-    from app.projections.runner import ProjectionRunner
-    from app.projections.status import projection_statuses
-    from app.write.relay import OutboxRelay
+    from app.runtime.bootstrap import open_stores
 
     async with fresh_stores(servers, "projector") as stores:
         events = await seed(stores.write_url, Dataset.for_orders(orders), published=False)
@@ -48,28 +48,30 @@ async def run(servers: Servers, orders: int, batch_size: int | None = None) -> d
             **({"projector_batch_size": batch_size} if batch_size is not None else {})
         )
         results: dict[str, Any] = {"events": events, "per_projection": {}, "cpu_us_per_event": {}}
-        async with open_services(settings) as services:
+        async with open_stores(settings) as opened:
 
             async def published() -> bool:
-                async with services.write_engine.connect() as connection:
+                async with opened.write_engine.connect() as connection:
                     return await unpublished(connection) == 0
 
             log(f"projector: relaying {events} events to Redis")
-            seconds = await _drain(services, OutboxRelay(), published)
+            seconds = await _drain(
+                OutboxRelay(opened.write_engine, opened.redis, settings), published
+            )
             results["relay_events_per_s"] = events / seconds
 
             async def caught_up(projections: list[Any]) -> bool:
                 statuses = await projection_statuses(
-                    services.read_engine, services.redis, settings.redis_prefix,
+                    opened.read_engine, opened.redis, settings.redis_prefix,
                     settings.stream_partitions, projections,
                 )  # fmt: skip
                 return all(s.lag_events == 0 and s.events_applied > 0 for s in statuses)
 
             for projection in PROJECTIONS:
                 log(f"projector: {projection.name} alone on {events} events")
-                runner = ProjectionRunner([projection])
+                runner = ProjectionRunner([projection], opened.read_engine, opened.redis, settings)
                 cpu = time.process_time()
-                seconds = await _drain(services, runner, lambda p=projection: caught_up([p]))
+                seconds = await _drain(runner, lambda p=projection: caught_up([p]))
                 cpu = time.process_time() - cpu
                 results["per_projection"][projection.name] = events / seconds
                 results["cpu_us_per_event"][projection.name] = 1e6 * cpu / events

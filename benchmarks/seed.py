@@ -236,11 +236,11 @@ async def _flush(connection: asyncpg.Connection, outbox: _Outbox) -> int:
 async def rebuild_all(stores: Any) -> float:
     """Build every read model from the log in one pass (`shop projections rebuild --all`);
     seconds taken."""
-    from app.bootstrap import open_services
-    from app.projections.rebuild import rebuild
+    from app.pipeline.rebuild import rebuild
     from app.projections.registry import PROJECTIONS
+    from app.runtime.bootstrap import open_stores
 
-    async with open_services(stores.settings()) as services:
+    async with open_stores(stores.settings()) as opened:
         with progress() as bar:
             task = bar.add_task("rebuild every read model", total=None)
 
@@ -248,7 +248,7 @@ async def rebuild_all(stores: Any) -> float:
                 bar.update(task, completed=done, total=total)
 
             started = time.perf_counter()
-            await rebuild(PROJECTIONS, services.read_engine, services.write_engine, report)
+            await rebuild(PROJECTIONS, opened.read_engine, opened.write_engine, report)
             return time.perf_counter() - started
 
 

@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.adapters import event_log
 from app.events import Event, OrderCancelled, OrderPlaced, ProductCreated, ProductRestocked
 from app.events.serialization import RecordedEvent, from_stream_fields
-from app.projections.applier import Delivery, apply_batch
+from app.pipeline import event_log
+from app.pipeline.applier import Delivery, apply_batch
 from app.projections.registry import PROJECTIONS
 
 READ_TABLES = ("order_view", "customer_summary", "product_catalogue", "daily_sales")
@@ -99,7 +99,7 @@ async def projections_behind(write: AsyncEngine, read: AsyncEngine) -> dict[str,
             )
         )
         latest = rows.all()
-    behind = {}
+    behind: dict[str, int] = {}
     async with read.connect() as connection:
         for projection in PROJECTIONS:
             guard = f"{projection.name}_applied"

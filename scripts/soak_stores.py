@@ -16,10 +16,11 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.migrations import History, upgrade
-from app.adapters.postgres import create_engine, run_on_server, with_database
+from app.adapters.postgres import create_engine
 from app.embedded.redis import NAME as REDIS_PROCESS_NAME
 from app.embedded.redis import Redis
 from app.embedded.system import socket_dir_for, wait_until_gone
+from devtools.databases import run_on_server, with_database
 
 # What each of the soak's databases holds: the service's two stores, and an empty read store
 # the audit replays the event log into.

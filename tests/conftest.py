@@ -20,10 +20,10 @@ import redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.migrations import History, upgrade
-from app.adapters.postgres import create_engine, run_on_server, with_database
-from app.bootstrap import open_services
-from app.services import Services
-from app.settings import Settings
+from app.adapters.postgres import create_engine
+from app.config.settings import Settings
+from app.runtime.bootstrap import Api, Stores, open_api
+from devtools.databases import run_on_server, with_database
 from tests.graphql_client import GraphQLClient
 from tests.servers import ServerUnderTest, running_server
 
@@ -174,10 +174,16 @@ def unmigrated_settings(postgres_server_url: str, redis_server_url: str) -> Iter
 
 
 @pytest.fixture
-async def services(settings: Settings) -> AsyncIterator[Services]:
-    """Engines and a Redis client on the test's stores."""
-    async with open_services(settings) as opened:
+async def process(settings: Settings) -> AsyncIterator[Api]:
+    """What an API process holds (engines, Redis, the bus, the change feed) on the test's stores."""
+    async with open_api(settings) as opened:
         yield opened
+
+
+@pytest.fixture
+def stores(process: Api) -> Stores:
+    """Engines and a Redis client on the test's stores."""
+    return process.stores
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
-from app.settings import Settings
-from app.web import create_app, server_options
+from app.config.settings import Settings
+from app.web.asgi import create_app, server_options
 
 STARTUP_DEADLINE_S = 90
 

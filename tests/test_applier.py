@@ -9,13 +9,22 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from app.events import OrderPaid, OrderPlaced, OrderShipped, PlacedLine, RecordedEvent
-from app.events.serialization import to_stream_fields
-from app.projections.applier import Delivery, OutOfOrder, apply_batch
+from app.events import OrderPaid, OrderPlaced, OrderShipped, PlacedLine, RecordedEvent, encode
+from app.events.serialization import stream_fields
+from app.pipeline.applier import Delivery, OutOfOrder, apply_batch
 from app.projections.registry import PROJECTIONS
-from app.services import Services
+from app.runtime.bootstrap import Stores
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+def to_stream_fields(recorded: RecordedEvent, position: int) -> dict[str, str]:
+    """The stream entry the relay would send for a recorded event."""
+    return stream_fields(
+        recorded.event_id, recorded.event_type, recorded.schema_version, recorded.aggregate_type,
+        recorded.aggregate_id, recorded.aggregate_version, recorded.occurred_at, position,
+        encode(recorded.event),
+    )  # fmt: skip
 
 
 def order_placed(product_id: uuid.UUID) -> Delivery:
@@ -27,20 +36,20 @@ def order_placed(product_id: uuid.UUID) -> Delivery:
 
 
 async def test_two_appliers_of_a_new_aggregate_apply_its_first_event_once(
-    services: Services,
+    stores: Stores,
 ) -> None:
     """As when a worker's lease lapses while it still runs and its successor starts."""
     catalogue = next(p for p in PROJECTIONS if p.name == "product_catalogue")
     product_id = uuid.uuid4()
 
     async def apply(delivery: Delivery) -> None:
-        async with services.read_engine.begin() as connection:
+        async with stores.read_engine.begin() as connection:
             await apply_batch(connection, catalogue, [delivery])
 
     for _ in range(10):
         delivery = order_placed(product_id)
         await asyncio.gather(apply(delivery), apply(delivery))
-    async with services.read_engine.connect() as connection:
+    async with stores.read_engine.connect() as connection:
         sold = await connection.scalar(
             text("SELECT units_sold FROM product_catalogue WHERE id = :id"), {"id": product_id}
         )
@@ -48,7 +57,7 @@ async def test_two_appliers_of_a_new_aggregate_apply_its_first_event_once(
 
 
 async def test_an_event_that_skips_a_version_is_refused_and_applies_nothing(
-    services: Services,
+    stores: Stores,
 ) -> None:
     """As when two consumers of one partition split its entries: v3 must wait for v2."""
     orders = next(p for p in PROJECTIONS if p.name == "order_view")
@@ -64,11 +73,11 @@ async def test_an_event_that_skips_a_version_is_refused_and_applies_nothing(
     shipped = later(3, OrderShipped(order_id, customer_id))
 
     async def apply(*deliveries: Delivery) -> None:
-        async with services.read_engine.begin() as connection:
+        async with stores.read_engine.begin() as connection:
             await apply_batch(connection, orders, list(deliveries))
 
     async def status() -> tuple[str, int]:
-        async with services.read_engine.connect() as connection:
+        async with stores.read_engine.connect() as connection:
             row = (
                 await connection.execute(
                     text("SELECT status, version FROM order_view WHERE id = :id"), {"id": order_id}

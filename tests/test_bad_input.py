@@ -18,8 +18,8 @@ from graphql import (
     GraphQLType,
 )
 
-from app.services import Services
-from app.settings import Settings
+from app.config.settings import Settings
+from app.runtime.bootstrap import Stores
 from tests import store_snapshot
 from tests.client_errors import post_json, refusal, sound
 from tests.fuzz_operations import SDL, forged
@@ -86,11 +86,11 @@ async def test_a_request_that_is_not_graphql_over_http_is_a_400_in_json(
 
 
 async def test_an_operation_its_method_cannot_carry_is_refused_and_writes_nothing(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
     """A mutation over GET (a link or a prefetch must not write); a subscription over plain
     HTTP (subscriptions are served over the WebSocket)."""
-    before = await store_snapshot.write_store(services.write_engine)
+    before = await store_snapshot.write_store(stores.write_engine)
     mutation = 'mutation { registerCustomer(input: {email: "g@x.com", name: "G"}) { version } }'
     subscription = "subscription { projectionStatus { name } }"
     refused = [
@@ -100,7 +100,7 @@ async def test_an_operation_its_method_cannot_carry_is_refused_and_writes_nothin
     ]
     for response, kind in refused:
         assert f"{kind} are not allowed" in refusal(response)["message"]
-    assert await store_snapshot.write_store(services.write_engine) == before
+    assert await store_snapshot.write_store(stores.write_engine) == before
 
 
 async def test_a_body_over_the_default_limit_is_a_413_and_one_at_the_limit_is_served(
@@ -138,9 +138,9 @@ def _aliased(count: int) -> str:
 
 
 async def test_a_document_over_a_default_limit_is_refused_before_it_runs(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
-    before = await store_snapshot.write_store(services.write_engine)
+    before = await store_snapshot.write_store(stores.write_engine)
     register = 'registerCustomer(input: {{email: "{0}@example.com", name: "N"}}) {{ version }}'
     over_the_limits = {
         _nested(20): "exceeds maximum operation depth of 12",
@@ -155,7 +155,7 @@ async def test_a_document_over_a_default_limit_is_refused_before_it_runs(
         body = sound(await gql.client.post(gql.url, json={"query": document}))
         assert body.get("data") is None, body
         assert any(complaint in error["message"] for error in body["errors"]), body
-    assert await store_snapshot.write_store(services.write_engine) == before
+    assert await store_snapshot.write_store(stores.write_engine) == before
 
 
 # ------------------------------------------------------------------ cursors and tokens
@@ -294,11 +294,11 @@ def payload_of(mutation: str) -> str:
 
 
 async def test_nul_or_a_lone_surrogate_in_any_mutation_string_is_refused_naming_the_field(
-    gql: GraphQLClient, world: World, services: Services
+    gql: GraphQLClient, world: World, stores: Stores
 ) -> None:
     """Text PostgreSQL cannot hold is a VALIDATION error; an id holding it cannot name
     anything, so it is NOT_FOUND (docs/architecture.md); either way nothing is written."""
-    before = await store_snapshot.write_store(services.write_engine)
+    before = await store_snapshot.write_store(stores.write_engine)
     checked = []
     for (mutation, valid, path, scalar), bad in itertools.product(
         every_text_input(world), "\x00\ud800"
@@ -315,7 +315,7 @@ async def test_nul_or_a_lone_surrogate_in_any_mutation_string_is_refused_naming_
         checked.append((mutation, path))
     assert ("cancelOrder", ("reason",)) in checked
     assert ("placeOrder", ("lines", "0", "productId")) in checked
-    assert await store_snapshot.write_store(services.write_engine) == before
+    assert await store_snapshot.write_store(stores.write_engine) == before
 
 
 ODD_BUT_FINE = [

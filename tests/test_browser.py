@@ -10,9 +10,9 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from pydantic import SecretStr
 
+from app.config.settings import Settings
 from app.security.principal import UserRole
 from app.security.tokens import mint_token
-from app.settings import Settings
 from tests.browser import PageErrors, chromium
 from tests.graphql_client import CREATE_PRODUCT, PAY_ORDER, REGISTER_CUSTOMER, GraphQLClient
 from tests.servers import ServerUnderTest, running_server

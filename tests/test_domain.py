@@ -30,10 +30,10 @@ from app.events import (
     ProductPriceChanged,
     ProductRestocked,
     UnknownEventError,
-    decode,
+    decode_json,
     encode,
 )
-from app.events.consistency import (
+from app.events.consistency_token import (
     MAX_TOKEN_LENGTH,
     AggregateVersion,
     MalformedTokenError,
@@ -253,8 +253,8 @@ def test_any_valid_product_round_trips_through_create_and_its_event(
     [(version, event)] = product.pending
     expected = ProductCreated(product_id, sku, name.strip(), price_cents, stock, NOW)
     assert (version, event) == (1, expected)
-    stored = json.loads(json.dumps(encode(event)))
-    assert decode("ProductCreated", 1, stored) == expected
+    stored = json.dumps(encode(event))
+    assert decode_json("ProductCreated", 1, stored) == expected
 
 
 # Product.change_price and Product.restock
@@ -352,26 +352,21 @@ def test_sample_events_cover_every_event_type() -> None:
 
 
 @pytest.mark.parametrize("event", SAMPLE_EVENTS, ids=lambda event: type(event).__name__)
-def test_decode_of_encode_is_the_same_event(event: Event) -> None:
-    assert decode(event.type_name(), event.schema_version, encode(event)) == event
-
-
-@pytest.mark.parametrize("event", SAMPLE_EVENTS, ids=lambda event: type(event).__name__)
 def test_event_round_trips_through_json_text(event: Event) -> None:
     text = json.dumps(encode(event))
-    assert decode(event.type_name(), event.schema_version, json.loads(text)) == event
+    assert decode_json(event.type_name(), event.schema_version, text) == event
 
 
 def test_decode_refuses_unknown_event_type() -> None:
     with pytest.raises(UnknownEventError, match="ProductDeleted"):
-        decode("ProductDeleted", 1, {"product_id": str(uuid4())})
+        decode_json("ProductDeleted", 1, json.dumps({"product_id": str(uuid4())}))
 
 
 @pytest.mark.parametrize("schema_version", [0, 2])
 def test_decode_refuses_unknown_schema_version(schema_version: int) -> None:
     event = ProductPriceChanged(uuid4(), 300, 250)
     with pytest.raises(UnknownEventError, match="schema version"):
-        decode("ProductPriceChanged", schema_version, encode(event))
+        decode_json("ProductPriceChanged", schema_version, json.dumps(encode(event)))
 
 
 # Consistency tokens

@@ -7,19 +7,19 @@ import logging
 import pytest
 from sqlalchemy import text
 
-from app.request_id import RequestIdLogFilter
-from app.services import Services
+from app.config.logs import RequestIdLogFilter
+from app.runtime.bootstrap import Stores
 from tests.graphql_client import GraphQLClient
 
 PRODUCT_NAMES = "{ products { edges { node { id name } } } }"
 
 
 async def test_an_unexpected_error_is_masked_with_a_request_id_and_logged_in_full(
-    gql: GraphQLClient, services: Services, caplog: pytest.LogCaptureFixture
+    gql: GraphQLClient, stores: Stores, caplog: pytest.LogCaptureFixture
 ) -> None:
     await gql.product()
     # A read store broken behind the service's back: the SELECT fails in PostgreSQL.
-    async with services.read_engine.begin() as connection:
+    async with stores.read_engine.begin() as connection:
         await connection.execute(text("ALTER TABLE product_catalogue RENAME COLUMN name TO lost"))
 
     caplog.handler.addFilter(RequestIdLogFilter())  # as the service's own log handler does

@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.adapters import event_log
+from app.config.settings import Settings
 from app.events.serialization import RecordedEvent
-from app.services import Services
-from app.settings import Settings
+from app.pipeline import event_log
+from app.runtime.bootstrap import Api, Stores
 from scripts.read_model_check import stock_changes, whole_log
 from tests import store_snapshot
 from tests.client_errors import sound
@@ -72,7 +72,7 @@ async def unpublished(write: AsyncEngine) -> int:
 
 
 async def test_with_redis_down_commands_commit_readyz_says_degraded_and_nothing_is_lost(
-    settings: Settings, services: Services, spare_read_engine: AsyncEngine
+    settings: Settings, stores: Stores, spare_read_engine: AsyncEngine
 ) -> None:
     # Redis stays up behind a proxy that cuts it off: an outage after which Redis comes back
     # with its data (test_pipeline_faults covers a Redis that comes back empty).
@@ -85,7 +85,7 @@ async def test_with_redis_down_commands_commit_readyz_says_degraded_and_nothing_
         traffic = Traffic(GraphQLClient(server.graphql_url, client), seed=8)
         await traffic.set_up(customers=3, products=3)
         await traffic.run(16)
-        await until_projected(services)
+        await until_projected(stores)
         assert (await readiness(client, server))[1]["status"] == "ready"
 
         await proxy.go_down(Outage.REFUSE)
@@ -93,16 +93,16 @@ async def test_with_redis_down_commands_commit_readyz_says_degraded_and_nothing_
         placed = await traffic.gql.order(traffic.customers[0], (traffic.products[0], 1))
         status, ready = await readiness(client, server)
         backlog = await outbox_backlog_metric(client, server)
-        assert backlog == await unpublished(services.write_engine) > 0
+        assert backlog == await unpublished(stores.write_engine) > 0
         await traffic.run(16)
         grown = await outbox_backlog_metric(client, server)
         not_yet = await traffic.gql.data(ORDER, {"id": placed["orderId"]})
 
         await proxy.come_up()
-        await until_projected(services, timeout_s=60)
+        await until_projected(stores, timeout_s=60)
         status_after, ready_after = await readiness(client, server)
         backlog_after = await outbox_backlog_metric(client, server)
-        statuses = await settled_statuses(services)
+        statuses = await settled_statuses(stores)
 
     assert (status, ready["status"]) == (200, "degraded")
     assert ready["redis"] != "ok"
@@ -111,8 +111,8 @@ async def test_with_redis_down_commands_commit_readyz_says_degraded_and_nothing_
     assert not_yet == {"order": None}  # committed, not projected yet
     assert (status_after, ready_after["status"], backlog_after) == (200, "ready", 0)
     assert [s.lag_events for s in statuses] == [0, 0, 0, 0]
-    await replay_log(services.write_engine, spare_read_engine)
-    assert await read_models(services.read_engine) == await read_models(spare_read_engine)
+    await replay_log(stores.write_engine, spare_read_engine)
+    assert await read_models(stores.read_engine) == await read_models(spare_read_engine)
 
 
 # ---------------------------------------------------------------- PostgreSQL down
@@ -139,7 +139,7 @@ def assert_store_unavailable(response: httpx.Response, data: object) -> None:
 
 @pytest.mark.parametrize("outage", list(Outage), ids=lambda outage: outage.name.lower())
 async def test_with_postgresql_down_requests_fail_fast_and_clearly_then_recover(
-    outage: Outage, settings: Settings, services: Services
+    outage: Outage, settings: Settings, process: Api
 ) -> None:
     assert settings.database_url
     assert settings.read_database_url
@@ -157,10 +157,10 @@ async def test_with_postgresql_down_requests_fail_fast_and_clearly_then_recover(
         customer = await gql.customer()
         created = await gql.ok(CREATE_PRODUCT, sku="P-1", name="Pump", priceCents=900, stock=10)
         product = created["productId"]
-        await caught_up(services, created["consistencyToken"])
+        await caught_up(process, created["consistencyToken"])
         place = {"commandId": "during-the-outage", "customerId": customer,
                  "lines": [{"productId": product, "quantity": 2}]}  # fmt: skip
-        before = await store_snapshot.write_store(services.write_engine)
+        before = await store_snapshot.write_store(process.stores.write_engine)
 
         await proxy.go_down(outage)
         (mutation, mutation_s), (query, query_s), (ready, _) = await asyncio.gather(
@@ -168,13 +168,13 @@ async def test_with_postgresql_down_requests_fail_fast_and_clearly_then_recover(
             timed(client.post(gql.url, json={"query": PRODUCT, "variables": {"id": product}})),
             timed(client.get(f"{server.base_url}/readyz")),
         )
-        written_meanwhile = await store_snapshot.write_store(services.write_engine)
+        written_meanwhile = await store_snapshot.write_store(process.stores.write_engine)
 
         await proxy.come_up()  # the next requests succeed, with no restart
         placed = await gql.ok(PLACE_ORDER, **place)
         read = await gql.data(PRODUCT, {"id": product})
         ready_again = await readiness(client, server)
-        await caught_up(services, placed["consistencyToken"], timeout_s=60)  # the pipeline too
+        await caught_up(process, placed["consistencyToken"], timeout_s=60)  # the pipeline too
 
     assert mutation_s < FAIL_FAST_S
     assert query_s < FAIL_FAST_S
@@ -294,15 +294,15 @@ async def fire_and_kill(
     return await sent
 
 
-async def recorded(services: Services) -> dict[str, dict[str, Any]]:
+async def recorded(stores: Stores) -> dict[str, dict[str, Any]]:
     """commandId -> the result the idempotency record holds, for every committed command."""
-    async with services.write_engine.connect() as connection:
+    async with stores.write_engine.connect() as connection:
         rows = await connection.execute(text("SELECT command_id, result FROM idempotency"))
         return {row.command_id: row.result for row in rows}
 
 
-async def logged_events(services: Services) -> list[RecordedEvent]:
-    return await whole_log(services.write_engine)
+async def logged_events(stores: Stores) -> list[RecordedEvent]:
+    return await whole_log(stores.write_engine)
 
 
 def stock_from_log(events: list[RecordedEvent]) -> dict[str, int]:
@@ -330,29 +330,29 @@ def stock_expected(shop: Shop, mutations: list[Mutation]) -> dict[str, int]:
     return dict(stock)
 
 
-async def audit(services: Services, setup_events: int, results: dict[str, dict[str, Any]]) -> None:
+async def audit(stores: Stores, setup_events: int, results: dict[str, dict[str, Any]]) -> None:
     """Every recorded command has exactly one event, no event lacks its command, and the
     stock is what the log says, never negative."""
-    events = await logged_events(services)
+    events = await logged_events(stores)
     storm_events = Counter(
         (str(e.aggregate_id), e.aggregate_version) for e in events[setup_events:]
     )
     commanded = Counter((r["id"], r["v"]) for r in results.values())
     assert storm_events == commanded
-    stock = await stock_in_store(services)
+    stock = await stock_in_store(stores)
     assert stock == stock_from_log(events)
     assert min(stock.values()) >= 0
 
 
-async def stock_in_store(services: Services) -> dict[str, int]:
-    async with services.write_engine.connect() as connection:
+async def stock_in_store(stores: Stores) -> dict[str, int]:
+    async with stores.write_engine.connect() as connection:
         rows = await connection.execute(text("SELECT id::text, stock FROM products"))
         return {product: stock for product, stock in rows}
 
 
 @pytest.mark.slow
 async def test_the_api_killed_mid_mutations_commits_each_whole_or_not_and_retries_answer_right(
-    settings: Settings, services: Services, shop_bin: Path, shop_env: dict[str, str],
+    settings: Settings, stores: Stores, shop_bin: Path, shop_env: dict[str, str],
     tmp_path: Path,
 ) -> None:  # fmt: skip
     rng = random.Random(9)
@@ -364,11 +364,11 @@ async def test_the_api_killed_mid_mutations_commits_each_whole_or_not_and_retrie
         async with httpx.AsyncClient(timeout=60) as client:
             gql = GraphQLClient(f"http://127.0.0.1:{port}/graphql", client)
             shop = await open_shop(gql, rng)
-            setup_events = len(await logged_events(services))
+            setup_events = len(await logged_events(stores))
             mutations = storm(shop, rng)
             answers = await fire_and_kill(gql, mutations, lambda: processes.kill(first))
-        committed = await recorded(services)
-        await audit(services, setup_events, committed)  # whole or nothing, at the crash
+        committed = await recorded(stores)
+        await audit(stores, setup_events, committed)  # whole or nothing, at the crash
 
         port = free_port()
         second = processes.start("serve", "--port", str(port))
@@ -393,7 +393,7 @@ async def test_the_api_killed_mid_mutations_commits_each_whole_or_not_and_retrie
             assert (aggregate, retry["version"], retry["consistencyToken"]) == (
                 stored["id"], stored["v"], stored["t"]
             ), command_id  # fmt: skip
-    results = await recorded(services)
+    results = await recorded(stores)
     assert sorted(results) == sorted(ids)
-    await audit(services, setup_events, results)
-    assert await stock_in_store(services) == stock_expected(shop, mutations)
+    await audit(stores, setup_events, results)
+    assert await stock_in_store(stores) == stock_expected(shop, mutations)

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis.strategies import SearchStrategy
 
-from app.settings import Settings
+from app.config.settings import Settings
 from tests.client_errors import sound
 from tests.fuzz_operations import Known, Operation, mutations, queries
 from tests.graphql_client import PAY_ORDER, GraphQLClient
@@ -95,7 +95,7 @@ async def test_any_query_gets_a_sound_answer(target: Target) -> None:
 async def test_any_mutation_gets_a_sound_answer_and_a_refused_one_writes_nothing(
     target: Target,
 ) -> None:
-    engine = target.server.app.state.services.write_engine
+    engine = target.server.app.state.api.stores.write_engine
 
     async def check(operation: Operation) -> None:
         before = await write_store(engine)

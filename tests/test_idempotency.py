@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.services import Services
+from app.runtime.bootstrap import Stores
 from tests import store_snapshot
 from tests.graphql_client import (
     PLACE_ORDER,
@@ -15,27 +15,27 @@ from tests.graphql_client import (
 
 
 async def test_the_same_command_twice_gives_the_same_payload_and_one_write(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
     first = await gql.ok(REGISTER_CUSTOMER, commandId="c-1", email="a@example.com", name="A")
-    after_first = await store_snapshot.write_store(services.write_engine)
+    after_first = await store_snapshot.write_store(stores.write_engine)
     again = await gql.ok(REGISTER_CUSTOMER, commandId="c-1", email="a@example.com", name="A")
     assert again == first
-    assert await store_snapshot.write_store(services.write_engine) == after_first
+    assert await store_snapshot.write_store(stores.write_engine) == after_first
     assert len(after_first["customers"]) == len(after_first["outbox"]) == 1
 
 
 async def test_the_same_command_id_with_another_input_is_refused(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
     await gql.ok(REGISTER_CUSTOMER, commandId="c-2", email="a@example.com", name="A")
-    before = await store_snapshot.write_store(services.write_engine)
+    before = await store_snapshot.write_store(stores.write_engine)
     reused = await gql.mutate(REGISTER_CUSTOMER, commandId="c-2", email="b@example.com", name="B")
     assert [(e["code"], e["field"]) for e in reused["userErrors"]] == [
         ("COMMAND_ID_REUSED", ["commandId"])
     ]
     assert reused["customerId"] is None
-    assert await store_snapshot.write_store(services.write_engine) == before
+    assert await store_snapshot.write_store(stores.write_engine) == before
 
 
 async def test_a_command_id_reused_by_another_mutation_is_refused(gql: GraphQLClient) -> None:
@@ -45,9 +45,7 @@ async def test_a_command_id_reused_by_another_mutation_is_refused(gql: GraphQLCl
     assert [e["code"] for e in reused["userErrors"]] == ["COMMAND_ID_REUSED"]
 
 
-async def test_concurrent_duplicates_place_one_order(
-    gql: GraphQLClient, services: Services
-) -> None:
+async def test_concurrent_duplicates_place_one_order(gql: GraphQLClient, stores: Stores) -> None:
     customer = await gql.customer()
     product = await gql.product(stock=100)
     lines = [{"productId": product, "quantity": 3}]
@@ -58,7 +56,7 @@ async def test_concurrent_duplicates_place_one_order(
         )
     )
     assert len({p["orderId"] for p in payloads}) == 1
-    snapshot = await store_snapshot.write_store(services.write_engine)
+    snapshot = await store_snapshot.write_store(stores.write_engine)
     assert len(snapshot["orders"]) == 1
     assert snapshot["products"][0][4] == 97
 

@@ -9,10 +9,10 @@ from sqlalchemy.exc import ProgrammingError
 
 from app.adapters.migrations import READER_ROLE, grant_read_access
 from app.adapters.postgres import create_engine
-from app.projections.rebuild import Rebuild
+from app.config.settings import Settings
+from app.pipeline.rebuild import rebuild
 from app.projections.registry import PROJECTIONS
-from app.services import Services
-from app.settings import Settings
+from app.runtime.bootstrap import Stores
 
 
 def reader_url(settings: Settings) -> str:
@@ -20,10 +20,8 @@ def reader_url(settings: Settings) -> str:
     return make_url(settings.read_database_url).set(username=READER_ROLE).render_as_string(False)
 
 
-async def test_the_reader_role_selects_but_cannot_write(
-    settings: Settings, services: Services
-) -> None:
-    await grant_read_access(services.read_engine)
+async def test_the_reader_role_selects_but_cannot_write(settings: Settings, stores: Stores) -> None:
+    await grant_read_access(stores.read_engine)
     reader = create_engine(reader_url(settings), pool_size=1, connect_timeout_s=5)
     try:
         async with reader.connect() as connection:
@@ -38,11 +36,11 @@ async def test_the_reader_role_selects_but_cannot_write(
 
 
 async def test_tables_swapped_in_by_a_rebuild_stay_readable(
-    settings: Settings, services: Services
+    settings: Settings, stores: Stores
 ) -> None:
-    await grant_read_access(services.read_engine)
+    await grant_read_access(stores.read_engine)
     order_view = next(p for p in PROJECTIONS if p.name == "order_view")
-    await Rebuild(order_view, services.read_engine, services.write_engine, lambda *_: None).run()
+    await rebuild([order_view], stores.read_engine, stores.write_engine, lambda *_: None)
     reader = create_engine(reader_url(settings), pool_size=1, connect_timeout_s=5)
     try:
         async with reader.connect() as connection:

@@ -10,7 +10,7 @@ import pytest
 from strawberry.extensions.parser_cache import _get_parse_cache
 from strawberry.extensions.validation_cache import _get_validate_cache
 
-from app.settings import Settings
+from app.config.settings import Settings
 from tests.graphql_client import GraphQLClient
 from tests.servers import ServerUnderTest, running_server
 

@@ -15,14 +15,13 @@ from app.adapters.migrations import (
     schema_state,
     upgrade,
 )
-from app.bootstrap import open_services
-from app.services import Services
-from app.settings import Settings
+from app.config.settings import Settings
+from app.runtime.bootstrap import Stores, open_stores
 
 
-async def _tables(services: Services) -> tuple[set[str], set[str]]:
+async def _tables(stores: Stores) -> tuple[set[str], set[str]]:
     query = text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    async with services.write_engine.connect() as write, services.read_engine.connect() as read:
+    async with stores.write_engine.connect() as write, stores.read_engine.connect() as read:
         return (
             set((await write.execute(query)).scalars()),
             set((await read.execute(query)).scalars()),
@@ -30,19 +29,19 @@ async def _tables(services: Services) -> tuple[set[str], set[str]]:
 
 
 async def test_an_empty_database_is_reported_behind(unmigrated_settings: Settings) -> None:
-    async with open_services(unmigrated_settings) as services:
+    async with open_stores(unmigrated_settings) as stores:
         with pytest.raises(SchemaBehindError, match="run `shop migrate`"):
-            await require_current(services.write_engine, History.WRITE)
+            await require_current(stores.write_engine, History.WRITE)
 
 
 async def test_upgrade_brings_each_history_to_its_head(unmigrated_settings: Settings) -> None:
-    async with open_services(unmigrated_settings) as services:
-        await upgrade(services.write_engine, History.WRITE)
-        await upgrade(services.read_engine, History.READ)
-        await upgrade(services.read_engine, History.READ)  # nothing left to do: no error
-        write_state = await schema_state(services.write_engine, History.WRITE)
-        read_state = await schema_state(services.read_engine, History.READ)
-        write_tables, read_tables = await _tables(services)
+    async with open_stores(unmigrated_settings) as stores:
+        await upgrade(stores.write_engine, History.WRITE)
+        await upgrade(stores.read_engine, History.READ)
+        await upgrade(stores.read_engine, History.READ)  # nothing left to do: no error
+        write_state = await schema_state(stores.write_engine, History.WRITE)
+        read_state = await schema_state(stores.read_engine, History.READ)
+        write_tables, read_tables = await _tables(stores)
     assert write_state.up_to_date
     assert read_state.up_to_date
     assert {"outbox", "alembic_version_write"} <= write_tables

@@ -22,8 +22,8 @@ from uuid import UUID, uuid4
 import pytest
 from sqlalchemy import text
 
-from app.events.consistency import AggregateVersion, decode_token, encode_token
-from app.services import Services
+from app.events.consistency_token import AggregateVersion, decode_token, encode_token
+from app.runtime.bootstrap import Api, Stores
 from tests.graphql_client import (
     CANCEL_ORDER,
     CHANGE_PRODUCT_PRICE,
@@ -328,14 +328,14 @@ class Times:
     registered: dict[str, datetime]
 
 
-async def recorded_times(services: Services) -> Times:
-    async with services.write_engine.connect() as connection:
+async def recorded_times(stores: Stores) -> Times:
+    async with stores.write_engine.connect() as connection:
         placed = await connection.execute(text("SELECT id, placed_at FROM orders"))
         registered = await connection.execute(text("SELECT id, registered_at FROM customers"))
         return Times({str(i): t for i, t in placed}, {str(i): t for i, t in registered})
 
 
-async def wait_for_projections(gql: GraphQLClient, services: Services, tokens: list[str]) -> None:
+async def wait_for_projections(gql: GraphQLClient, process: Api, tokens: list[str]) -> None:
     """Every accepted command's events applied, then no lag left anywhere."""
     latest: dict[UUID, AggregateVersion] = {}
     for version in (v for token in tokens for v in decode_token(token)):
@@ -344,7 +344,7 @@ async def wait_for_projections(gql: GraphQLClient, services: Services, tokens: l
             latest[version.aggregate_id] = version
     versions = list(latest.values())
     for start in range(0, len(versions), 50):  # a token holds a bounded number of aggregates
-        await caught_up(services, encode_token(versions[start : start + 50]), timeout_s=60)
+        await caught_up(process, encode_token(versions[start : start + 50]), timeout_s=60)
     for _ in range(200):
         statuses = (await gql.data(PROJECTIONS))["projections"]
         if all(s["lagEvents"] == 0 and s["deadLetters"] == 0 for s in statuses):
@@ -494,12 +494,12 @@ async def check_sales(gql: GraphQLClient, shop: Shop, times: Times) -> None:
 
 
 async def test_every_query_answers_what_the_model_predicts(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, process: Api
 ) -> None:
     rng, shop = random.Random(SEED), Shop()
     tokens = await run_commands(gql, rng, shop)
-    await wait_for_projections(gql, services, tokens)
-    times = await recorded_times(services)
+    await wait_for_projections(gql, process, tokens)
+    times = await recorded_times(process.stores)
     assert len(shop.orders) > 300
     assert {o.status for o in shop.orders.values()} == {"PLACED", "PAID", "SHIPPED", "CANCELLED"}
     await check_orders(gql, shop, times, rng)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.services import Services
+from app.runtime.bootstrap import Stores
 from tests import store_snapshot
 from tests.graphql_client import (
     CANCEL_ORDER,
@@ -155,10 +155,10 @@ async def world(gql: GraphQLClient) -> World:
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 async def test_a_broken_rule_is_reported_and_nothing_is_written(
-    case: str, gql: GraphQLClient, world: World, services: Services
+    case: str, gql: GraphQLClient, world: World, stores: Stores
 ) -> None:
     document, make_input, code, field = CASES[case]
-    before = await store_snapshot.write_store(services.write_engine)
+    before = await store_snapshot.write_store(stores.write_engine)
 
     payload = await gql.mutate(document, **make_input(world))
 
@@ -166,7 +166,7 @@ async def test_a_broken_rule_is_reported_and_nothing_is_written(
     assert all(e["message"] for e in payload["userErrors"])
     assert (payload["version"], payload["consistencyToken"]) == (None, None)
     assert [value for key, value in payload.items() if key.endswith("Id")] == [None]
-    assert await store_snapshot.write_store(services.write_engine) == before
+    assert await store_snapshot.write_store(stores.write_engine) == before
 
 
 async def test_every_broken_rule_of_one_input_is_reported_at_once(gql: GraphQLClient) -> None:
@@ -178,13 +178,13 @@ async def test_every_broken_rule_of_one_input_is_reported_at_once(gql: GraphQLCl
 
 
 async def test_a_long_beyond_2_to_the_53_is_a_graphql_error_and_writes_nothing(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
-    before = await store_snapshot.write_store(services.write_engine)
+    before = await store_snapshot.write_store(stores.write_engine)
     body = await gql.execute(
         CREATE_PRODUCT,
         {"input": {"sku": "BIG", "name": "Big", "priceCents": 2**53, "stock": 1}},
     )
     assert body.get("data") is None
     assert "Long must be within" in body["errors"][0]["message"]
-    assert await store_snapshot.write_store(services.write_engine) == before
+    assert await store_snapshot.write_store(stores.write_engine) == before

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from app.events.consistency import AggregateVersion, decode_token
-from app.services import Services
+from app.events.consistency_token import AggregateVersion, decode_token
+from app.runtime.bootstrap import Stores
 from tests import store_snapshot
 from tests.graphql_client import (
     CANCEL_ORDER,
@@ -20,31 +20,31 @@ from tests.graphql_client import (
 
 
 async def test_register_customer_stores_a_lower_cased_email(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
     payload = await gql.ok(REGISTER_CUSTOMER, email="  Ada@Example.COM ", name="  Ada Lovelace ")
     assert payload["version"] == 1
-    snapshot = await store_snapshot.write_store(services.write_engine)
+    snapshot = await store_snapshot.write_store(stores.write_engine)
     (row,) = snapshot["customers"]
     assert row[:4] == (UUID(payload["customerId"]), "ada@example.com", "Ada Lovelace", 1)
-    (event,) = await store_snapshot.outbox(services.write_engine)
+    (event,) = await store_snapshot.outbox(stores.write_engine)
     assert event["event_type"] == "CustomerRegistered"
     assert event["payload"]["email"] == "ada@example.com"
 
 
 async def test_create_product_reports_version_one_and_logs_the_event(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
     payload = await gql.ok(CREATE_PRODUCT, sku="MUG-1", name="Mug", priceCents=1200, stock=5)
     assert payload["version"] == 1
-    (event,) = await store_snapshot.outbox(services.write_engine)
+    (event,) = await store_snapshot.outbox(stores.write_engine)
     assert (event["event_type"], event["aggregate_version"]) == ("ProductCreated", 1)
     assert event["payload"]["price_cents"] == 1200
     assert event["payload"]["stock"] == 5
 
 
 async def test_price_changes_and_restocks_bump_the_product_version(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
     product = await gql.product(price_cents=100, stock=1)
     changed = await gql.ok(
@@ -52,7 +52,7 @@ async def test_price_changes_and_restocks_bump_the_product_version(
     )
     restocked = await gql.ok(RESTOCK_PRODUCT, productId=product, quantity=9)
     assert (changed["version"], restocked["version"]) == (2, 3)
-    events = await store_snapshot.outbox(services.write_engine)
+    events = await store_snapshot.outbox(stores.write_engine)
     assert [e["event_type"] for e in events] == [
         "ProductCreated",
         "ProductPriceChanged",
@@ -60,12 +60,12 @@ async def test_price_changes_and_restocks_bump_the_product_version(
     ]
     assert events[1]["payload"]["previous_price_cents"] == 100
     assert events[2]["payload"]["stock"] == 10
-    rows = (await store_snapshot.write_store(services.write_engine))["products"]
+    rows = (await store_snapshot.write_store(stores.write_engine))["products"]
     assert rows[0][3:6] == (150, 10, 3)  # price, stock, version
 
 
 async def test_place_order_reserves_stock_and_snapshots_the_lines(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
     customer = await gql.customer(email="bo@example.com", name="Bo")
     mug = await gql.product(sku="MUG", name="Mug", price_cents=1200, stock=5)
@@ -73,10 +73,10 @@ async def test_place_order_reserves_stock_and_snapshots_the_lines(
     order = await gql.order(customer, (pen, 10), (mug, 2))
     assert order["version"] == 1
 
-    snapshot = await store_snapshot.write_store(services.write_engine)
+    snapshot = await store_snapshot.write_store(stores.write_engine)
     stock = {row[1]: row[4] for row in snapshot["products"]}
     assert stock == {"MUG": 3, "PEN": 90}
-    placed = (await store_snapshot.outbox(services.write_engine))[-1]
+    placed = (await store_snapshot.outbox(stores.write_engine))[-1]
     assert placed["event_type"] == "OrderPlaced"
     body = placed["payload"]
     assert (body["customer_name"], body["customer_email"]) == ("Bo", "bo@example.com")
@@ -88,36 +88,34 @@ async def test_place_order_reserves_stock_and_snapshots_the_lines(
     assert (body["item_count"], body["total_cents"]) == (12, 150 * 10 + 1200 * 2)
 
 
-async def test_an_order_goes_placed_paid_shipped(gql: GraphQLClient, services: Services) -> None:
+async def test_an_order_goes_placed_paid_shipped(gql: GraphQLClient, stores: Stores) -> None:
     customer = await gql.customer()
     product = await gql.product()
     order_id = (await gql.order(customer, (product, 1)))["orderId"]
     paid = await gql.ok(PAY_ORDER, orderId=order_id, expectedVersion=1)
     shipped = await gql.ok(SHIP_ORDER, orderId=order_id)
     assert (paid["version"], shipped["version"]) == (2, 3)
-    snapshot = await store_snapshot.write_store(services.write_engine)
+    snapshot = await store_snapshot.write_store(stores.write_engine)
     assert snapshot["orders"][0][2:5] == ("SHIPPED", None, 3)  # status, reason, version
     order_events = [
         e["event_type"]
-        for e in await store_snapshot.outbox(services.write_engine)
+        for e in await store_snapshot.outbox(stores.write_engine)
         if e["aggregate_type"] == "Order"
     ]
     assert order_events == ["OrderPlaced", "OrderPaid", "OrderShipped"]
 
 
-async def test_cancelling_releases_the_reserved_stock(
-    gql: GraphQLClient, services: Services
-) -> None:
+async def test_cancelling_releases_the_reserved_stock(gql: GraphQLClient, stores: Stores) -> None:
     customer = await gql.customer()
     product = await gql.product(stock=4)
     order_id = (await gql.order(customer, (product, 3)))["orderId"]
     await gql.ok(PAY_ORDER, orderId=order_id)
     cancelled = await gql.ok(CANCEL_ORDER, orderId=order_id, reason="  changed my mind ")
     assert cancelled["version"] == 3
-    snapshot = await store_snapshot.write_store(services.write_engine)
+    snapshot = await store_snapshot.write_store(stores.write_engine)
     assert snapshot["products"][0][4] == 4
     assert snapshot["orders"][0][2:4] == ("CANCELLED", "changed my mind")
-    event = (await store_snapshot.outbox(services.write_engine))[-1]
+    event = (await store_snapshot.outbox(stores.write_engine))[-1]
     assert event["event_type"] == "OrderCancelled"
     assert event["payload"]["previous_status"] == "PAID"
     assert event["payload"]["total_cents"] == 3 * 250
@@ -138,7 +136,7 @@ async def test_the_token_names_the_aggregate_versions_produced(gql: GraphQLClien
 
 
 async def test_the_outbox_holds_each_aggregates_events_in_version_order(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
     customer = await gql.customer()
     product = await gql.product(stock=50)
@@ -147,7 +145,7 @@ async def test_the_outbox_holds_each_aggregates_events_in_version_order(
         await gql.ok(PAY_ORDER, orderId=order_id)
         await gql.ok(CANCEL_ORDER, orderId=order_id)
         await gql.ok(RESTOCK_PRODUCT, productId=product, quantity=1)
-    events = await store_snapshot.outbox(services.write_engine)
+    events = await store_snapshot.outbox(stores.write_engine)
     by_aggregate: dict[UUID, list[int]] = {}
     for event in events:
         by_aggregate.setdefault(event["aggregate_id"], []).append(event["aggregate_version"])

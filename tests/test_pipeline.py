@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from app.services import Services
+from app.runtime.bootstrap import Api
 from tests.graphql_client import CANCEL_ORDER, PAY_ORDER, GraphQLClient
 from tests.pipeline_helpers import caught_up, read_models
 
 
-async def test_a_mutation_reaches_every_projection(gql: GraphQLClient, services: Services) -> None:
+async def test_a_mutation_reaches_every_projection(gql: GraphQLClient, process: Api) -> None:
     customer = await gql.customer(email="p@example.com", name="Pat")
     product = await gql.product(sku="P1", name="Pen", price_cents=150, stock=10)
     order = await gql.order(customer, (product, 4))
-    await caught_up(services, order["consistencyToken"])
+    await caught_up(process, order["consistencyToken"])
     paid = await gql.ok(PAY_ORDER, orderId=order["orderId"])
-    await caught_up(services, paid["consistencyToken"])
+    await caught_up(process, paid["consistencyToken"])
 
-    tables = await read_models(services.read_engine)
+    tables = await read_models(process.stores.read_engine)
     (view,) = tables["order_view"]
     assert (view[1], view[2], view[4], view[6], view[7]) == (
         view[1], "Pat", "PAID", 4, 600,
@@ -31,13 +31,13 @@ async def test_a_mutation_reaches_every_projection(gql: GraphQLClient, services:
     assert day[1:] == (1, 0, 4, 600)
 
 
-async def test_a_cancellation_is_projected(gql: GraphQLClient, services: Services) -> None:
+async def test_a_cancellation_is_projected(gql: GraphQLClient, process: Api) -> None:
     customer = await gql.customer()
     product = await gql.product(stock=5)
     order = await gql.order(customer, (product, 5))
     cancelled = await gql.ok(CANCEL_ORDER, orderId=order["orderId"], reason="late")
-    await caught_up(services, cancelled["consistencyToken"])
-    async with services.read_engine.connect() as connection:
+    await caught_up(process, cancelled["consistencyToken"])
+    async with process.stores.read_engine.connect() as connection:
         status = await connection.scalar(text("SELECT status FROM order_view"))
         stock = await connection.scalar(text("SELECT stock FROM product_catalogue"))
         sales = (await connection.execute(text("SELECT * FROM daily_sales"))).one()

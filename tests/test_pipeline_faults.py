@@ -17,15 +17,14 @@ from redis.asyncio import Redis
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.bootstrap import open_services
+from app.config.settings import Role, Settings
 from app.events.streams import stream_key
+from app.pipeline.relay import OutboxRelay, _Relaying
+from app.pipeline.runner import ProjectionRunner
+from app.pipeline.status import projection_statuses
 from app.projections.registry import PROJECTIONS
-from app.projections.runner import ProjectionRunner
-from app.projections.status import projection_statuses
-from app.services import Services
-from app.settings import Role, Settings
-from app.worker import running_loops
-from app.write.relay import OutboxRelay, _Relaying
+from app.runtime.bootstrap import Api, Stores, open_stores
+from app.runtime.worker import running_loops
 from app.write.tables import outbox
 from tests.graphql_client import CANCEL_ORDER, PAY_ORDER, SHIP_ORDER, GraphQLClient
 from tests.pipeline_helpers import (
@@ -41,30 +40,35 @@ from tests.shop_traffic import Traffic
 pytestmark = pytest.mark.slow
 
 
-async def stream_lengths(services: Services) -> int:
-    s = services.settings
-    return sum([await services.redis.xlen(stream_key(s.redis_prefix, p))
+async def stream_lengths(stores: Stores) -> int:
+    s = stores.settings
+    return sum([await stores.redis.xlen(stream_key(s.redis_prefix, p))
                 for p in range(s.stream_partitions)])  # fmt: skip
 
 
 async def test_a_relay_dying_between_xadd_and_marking_causes_no_double_apply(
-    settings: Settings, services: Services, spare_read_engine: AsyncEngine
+    settings: Settings, stores: Stores, spare_read_engine: AsyncEngine
 ) -> None:
     quiet = settings.model_copy(update={"role": Role.COMMAND})
     async with running_server(quiet) as server, httpx.AsyncClient() as client:
         traffic = Traffic(GraphQLClient(server.graphql_url, client), seed=3)
         await traffic.set_up(customers=3, products=3)
         await traffic.run(40)
-    async with services.write_engine.connect() as connection:
+    async with stores.write_engine.connect() as connection:
         rows = (await connection.execute(select(outbox).order_by(outbox.c.position))).all()
         # The relay publishes but dies before it marks the rows published.
-        await _Relaying(settings, services.redis, connection, asyncio.Event())._publish(rows)
-    async with running_loops(services, [OutboxRelay(), ProjectionRunner(PROJECTIONS)]):
-        await until_projected(services)
-    assert await stream_lengths(services) == 2 * len(rows)  # every event went out twice
-    await replay_log(services.write_engine, spare_read_engine)
-    assert await read_models(services.read_engine) == await read_models(spare_read_engine)
-    async with services.read_engine.connect() as connection:
+        await _Relaying(settings, stores.redis, connection, asyncio.Event())._publish(rows)
+    async with running_loops(
+        [
+            OutboxRelay(stores.write_engine, stores.redis, stores.settings),
+            ProjectionRunner(PROJECTIONS, stores.read_engine, stores.redis, stores.settings),
+        ]
+    ):
+        await until_projected(stores)
+    assert await stream_lengths(stores) == 2 * len(rows)  # every event went out twice
+    await replay_log(stores.write_engine, spare_read_engine)
+    assert await read_models(stores.read_engine) == await read_models(spare_read_engine)
+    async with stores.read_engine.connect() as connection:
         applied = await connection.scalar(text("SELECT sum(events_applied) FROM projection_state"))
     assert applied == sum(
         sum(1 for row in rows if row.aggregate_type in p.aggregate_types) for p in PROJECTIONS
@@ -100,21 +104,21 @@ async def test_redis_restarted_empty_loses_nothing_and_lag_returns_to_zero(
         disposable_redis(port) as first,
         running_server(own_redis) as server,
         httpx.AsyncClient(timeout=60) as client,
-        open_services(own_redis) as services,
+        open_stores(own_redis) as stores,
     ):
         traffic = Traffic(GraphQLClient(server.graphql_url, client), seed=4)
         await traffic.set_up(customers=3, products=3)
         await traffic.run(40)
-        await until_projected(services)
+        await until_projected(stores)
         first.kill()
         first.wait(10)
         await traffic.run(24)  # mutations still succeed while Redis is down
         async with disposable_redis(port):
             await traffic.run(24)
-            await until_projected(services, timeout_s=60)
-            statuses = await settled_statuses(services)
-            await replay_log(services.write_engine, spare_read_engine)
-            live = await read_models(services.read_engine)
+            await until_projected(stores, timeout_s=60)
+            statuses = await settled_statuses(stores)
+            await replay_log(stores.write_engine, spare_read_engine)
+            live = await read_models(stores.read_engine)
     assert [s.lag_events for s in statuses] == [0, 0, 0, 0]
     assert live == await read_models(spare_read_engine)
 
@@ -134,9 +138,9 @@ def shop(shop_bin: Path, env: dict[str, str], *args: str) -> subprocess.Complete
 
 
 async def test_a_poison_event_is_parked_and_retried_in_order_after_a_fix(
-    gql: GraphQLClient, services: Services, shop_bin: Path, shop_env: dict[str, str]
+    gql: GraphQLClient, stores: Stores, process: Api, shop_bin: Path, shop_env: dict[str, str]
 ) -> None:
-    async with services.read_engine.begin() as connection:  # a "bug": order_view rejects one row
+    async with stores.read_engine.begin() as connection:  # a "bug": order_view rejects one row
         await connection.execute(text(
             "ALTER TABLE order_view ADD CONSTRAINT poison CHECK (customer_name <> 'Poison')"
         ))  # fmt: skip
@@ -146,26 +150,26 @@ async def test_a_poison_event_is_parked_and_retried_in_order_after_a_fix(
     bad = await gql.order(poison, (product, 1))
     await gql.ok(PAY_ORDER, orderId=bad["orderId"])  # parked behind the first
     good = await gql.order(healthy, (product, 2))
-    await caught_up(services, good["consistencyToken"])  # other aggregates keep flowing
-    await eventually(services.read_engine, "SELECT count(*) = 2 FROM dead_letters")
+    await caught_up(process, good["consistencyToken"])  # other aggregates keep flowing
+    await eventually(stores.read_engine, "SELECT count(*) = 2 FROM dead_letters")
 
     listed = shop(shop_bin, shop_env, "dlq", "list")
     assert "OrderPlaced" in listed.stdout, listed.stdout
     assert "OrderPaid" in listed.stdout, listed.stdout
-    async with services.read_engine.connect() as connection:
+    async with stores.read_engine.connect() as connection:
         parked = (await connection.execute(text(
             "SELECT event_type, attempts FROM dead_letters ORDER BY aggregate_version"
         ))).all()  # fmt: skip
         assert await connection.scalar(text("SELECT count(*) FROM order_view")) == 1
     assert [tuple(row) for row in parked] == [("OrderPlaced", 3), ("OrderPaid", 0)]
 
-    async with services.read_engine.begin() as connection:  # the fix
+    async with stores.read_engine.begin() as connection:  # the fix
         await connection.execute(text("ALTER TABLE order_view DROP CONSTRAINT poison"))
     retried = shop(shop_bin, shop_env, "dlq", "retry")
     assert retried.returncode == 0, retried.stdout + retried.stderr
     shipped = await gql.ok(SHIP_ORDER, orderId=bad["orderId"])  # flows normally again
-    await caught_up(services, shipped["consistencyToken"])
-    async with services.read_engine.connect() as connection:
+    await caught_up(process, shipped["consistencyToken"])
+    async with stores.read_engine.connect() as connection:
         row = (await connection.execute(text(
             "SELECT status, version FROM order_view WHERE customer_name = 'Poison'"
         ))).one()  # fmt: skip
@@ -174,9 +178,9 @@ async def test_a_poison_event_is_parked_and_retried_in_order_after_a_fix(
 
 
 async def test_discarded_dead_letters_let_their_aggregate_flow_again(
-    gql: GraphQLClient, services: Services, shop_bin: Path, shop_env: dict[str, str]
+    gql: GraphQLClient, stores: Stores, process: Api, shop_bin: Path, shop_env: dict[str, str]
 ) -> None:
-    async with services.read_engine.begin() as connection:  # a "bug": no row may say PAID
+    async with stores.read_engine.begin() as connection:  # a "bug": no row may say PAID
         await connection.execute(
             text("ALTER TABLE order_view ADD CONSTRAINT poison CHECK (status <> 'PAID')")
         )
@@ -184,16 +188,16 @@ async def test_discarded_dead_letters_let_their_aggregate_flow_again(
     product = await gql.product(stock=10)
     order = await gql.order(customer, (product, 1))
     await gql.ok(PAY_ORDER, orderId=order["orderId"])
-    await eventually(services.read_engine, "SELECT count(*) = 1 FROM dead_letters")
-    async with services.read_engine.connect() as connection:
+    await eventually(stores.read_engine, "SELECT count(*) = 1 FROM dead_letters")
+    async with stores.read_engine.connect() as connection:
         (letter,) = (await connection.scalars(text("SELECT id FROM dead_letters"))).all()
 
     discarded = shop(shop_bin, shop_env, "dlq", "discard", str(letter))
     assert discarded.returncode == 0, discarded.stdout + discarded.stderr
     # The order's next event follows the discarded one: it is applied, not held back.
     cancelled = await gql.ok(CANCEL_ORDER, orderId=order["orderId"])
-    await caught_up(services, cancelled["consistencyToken"])
-    async with services.read_engine.connect() as connection:
+    await caught_up(process, cancelled["consistencyToken"])
+    async with stores.read_engine.connect() as connection:
         row = (await connection.execute(
             text("SELECT status, version FROM order_view WHERE id = :id"), {"id": order["orderId"]}
         )).one()  # fmt: skip
@@ -210,7 +214,7 @@ async def test_a_rebuild_under_load_keeps_serving_and_misses_nothing(
     args: list[str],
     rebuilt: list[str],
     gql: GraphQLClient,
-    services: Services,
+    stores: Stores,
     shop_bin: Path,
     shop_env: dict[str, str],
     spare_read_engine: AsyncEngine,
@@ -227,7 +231,7 @@ async def test_a_rebuild_under_load_keeps_serving_and_misses_nothing(
     async def read_meanwhile() -> None:
         nonlocal answered
         while rebuild.returncode is None:
-            async with services.read_engine.connect() as connection:
+            async with stores.read_engine.connect() as connection:
                 assert await connection.scalar(text("SELECT count(*) FROM order_view")) > 0
             answered += 1
             await asyncio.sleep(0.02)
@@ -243,24 +247,24 @@ async def test_a_rebuild_under_load_keeps_serving_and_misses_nothing(
     assert rebuild.returncode == 0, stderr.decode()
     assert re.findall(r"rebuilt (\w+):", stdout.decode()) == rebuilt
     assert answered > 0
-    await until_projected(services)
-    await replay_log(services.write_engine, spare_read_engine)
-    assert await read_models(services.read_engine) == await read_models(spare_read_engine)
+    await until_projected(stores)
+    await replay_log(stores.write_engine, spare_read_engine)
+    assert await read_models(stores.read_engine) == await read_models(spare_read_engine)
 
 
 async def test_a_rebuild_stops_at_an_event_it_cannot_apply_names_it_and_changes_nothing(
-    gql: GraphQLClient, services: Services, shop_bin: Path, shop_env: dict[str, str]
+    gql: GraphQLClient, stores: Stores, process: Api, shop_bin: Path, shop_env: dict[str, str]
 ) -> None:
     customer = await gql.customer("poison@example.com", "Poison")
     product = await gql.product(stock=10)
     order = await gql.order(customer, (product, 1))
-    await caught_up(services, order["consistencyToken"])
-    async with services.read_engine.begin() as connection:  # a "bug" only a rebuild meets
+    await caught_up(process, order["consistencyToken"])
+    async with stores.read_engine.begin() as connection:  # a "bug" only a rebuild meets
         await connection.execute(text(
             "ALTER TABLE order_view ADD CONSTRAINT poison CHECK (customer_name <> 'Poison') "
             "NOT VALID"
         ))  # fmt: skip
-    before = await read_models(services.read_engine)
+    before = await read_models(stores.read_engine)
 
     done = shop(shop_bin, shop_env, "projections", "rebuild", "order_view")
     message = " ".join(done.stderr.split())
@@ -269,8 +273,8 @@ async def test_a_rebuild_stops_at_an_event_it_cannot_apply_names_it_and_changes_
     assert '"poison"' in message, message  # the constraint the database named
     assert "The live read models are unchanged" in message, message
     assert "Traceback" not in done.stderr
-    assert await read_models(services.read_engine) == before
-    async with services.read_engine.connect() as connection:
+    assert await read_models(stores.read_engine) == before
+    async with stores.read_engine.connect() as connection:
         state = await connection.scalar(
             text("SELECT state FROM projection_state WHERE projection = 'order_view'")
         )
@@ -297,14 +301,14 @@ def test_rebuild_refuses_unclear_arguments(
 
 
 async def test_a_token_is_applied_only_once_every_projection_shows_it(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores, process: Api
 ) -> None:
     for round_ in range(25):
         customer = await gql.customer(f"t{round_}@example.com", f"T{round_}")
         product = await gql.product(f"T-{round_}", stock=10)
         order = await gql.order(customer, (product, 3))
-        await caught_up(services, order["consistencyToken"])
-        async with services.read_engine.connect() as connection:
+        await caught_up(process, order["consistencyToken"])
+        async with stores.read_engine.connect() as connection:
             shown = (await connection.execute(text(
                 "SELECT (SELECT count(*) FROM order_view WHERE id = :o), "
                 "(SELECT order_count FROM customer_summary WHERE id = :c), "
@@ -314,27 +318,31 @@ async def test_a_token_is_applied_only_once_every_projection_shows_it(
 
 
 async def test_lag_counts_published_events_not_yet_applied(
-    settings: Settings, services: Services
+    settings: Settings, stores: Stores
 ) -> None:
     quiet = settings.model_copy(update={"role": Role.COMMAND})
     async with running_server(quiet) as server, httpx.AsyncClient() as client:
         traffic = Traffic(GraphQLClient(server.graphql_url, client), seed=6)
         await traffic.set_up(customers=2, products=2)
         await traffic.run(16)
-    async with services.write_engine.connect() as connection:
+    async with stores.write_engine.connect() as connection:
         logged = await connection.scalar(text("SELECT count(*) FROM outbox"))
-    async with running_loops(services, [OutboxRelay()]):  # published, not consumed
+    async with running_loops(
+        [OutboxRelay(stores.write_engine, stores.redis, stores.settings)]
+    ):  # published, not consumed
         await eventually(
-            services.write_engine, "SELECT bool_and(published_at IS NOT NULL) FROM outbox"
+            stores.write_engine, "SELECT bool_and(published_at IS NOT NULL) FROM outbox"
         )
         await asyncio.sleep(0.05)
-        s = services.settings
+        s = stores.settings
         before = await projection_statuses(
-            services.read_engine, services.redis, s.redis_prefix, s.stream_partitions, PROJECTIONS
+            stores.read_engine, stores.redis, s.redis_prefix, s.stream_partitions, PROJECTIONS
         )
     assert [status.lag_events for status in before] == [logged] * 4
     assert all(status.lag_seconds > 0 for status in before)
-    async with running_loops(services, [ProjectionRunner(PROJECTIONS)]):
-        after = await settled_statuses(services)
+    async with running_loops(
+        [ProjectionRunner(PROJECTIONS, stores.read_engine, stores.redis, stores.settings)]
+    ):
+        after = await settled_statuses(stores)
     assert all((status.lag_events, status.lag_seconds) == (0, 0.0) for status in after)
     assert [status.state for status in after] == ["LIVE"] * 4

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.services import Services
-from app.settings import Role, Settings
+from app.config.settings import Role, Settings
+from app.runtime.bootstrap import Stores
 from tests.graphql_client import GraphQLClient
 from tests.pipeline_helpers import read_models, replay_log, until_projected
 from tests.servers import running_server
@@ -41,24 +41,24 @@ def workers(shop_bin: Path, shop_env: dict[str, str], tmp_path: Path) -> Iterato
         running.stop_all()
 
 
-async def assert_equals_a_rebuild(services: Services, spare: AsyncEngine) -> None:
-    await replay_log(services.write_engine, spare)
-    assert await read_models(services.read_engine) == await read_models(spare)
+async def assert_equals_a_rebuild(stores: Stores, spare: AsyncEngine) -> None:
+    await replay_log(stores.write_engine, spare)
+    assert await read_models(stores.read_engine) == await read_models(spare)
 
 
-async def events_applied(services: Services) -> dict[str, int]:
-    async with services.read_engine.connect() as connection:
+async def events_applied(stores: Stores) -> dict[str, int]:
+    async with stores.read_engine.connect() as connection:
         rows = await connection.execute(
             text("SELECT projection, events_applied FROM projection_state")
         )
         return dict(rows.all())
 
 
-async def followed_events(services: Services) -> dict[str, int]:
+async def followed_events(stores: Stores) -> dict[str, int]:
     """How many logged events each projection follows (what it must apply exactly once)."""
     from app.projections.registry import PROJECTIONS
 
-    async with services.write_engine.connect() as connection:
+    async with stores.write_engine.connect() as connection:
         rows = await connection.execute(
             text("SELECT aggregate_type, count(*) FROM outbox GROUP BY aggregate_type")
         )
@@ -67,20 +67,20 @@ async def followed_events(services: Services) -> dict[str, int]:
 
 
 async def test_three_workers_apply_every_event_once_and_in_order(
-    command_api: GraphQLClient, workers: Workers, services: Services, spare_read_engine: AsyncEngine
+    command_api: GraphQLClient, workers: Workers, stores: Stores, spare_read_engine: AsyncEngine
 ) -> None:
     for _ in range(3):
         workers.start()
     traffic = Traffic(command_api, seed=1)
     await traffic.set_up()
     await traffic.run(400)
-    await until_projected(services)
-    await assert_equals_a_rebuild(services, spare_read_engine)
-    assert await events_applied(services) == await followed_events(services)
+    await until_projected(stores)
+    await assert_equals_a_rebuild(stores, spare_read_engine)
+    assert await events_applied(stores) == await followed_events(stores)
 
 
 async def test_workers_killed_20_times_lose_and_repeat_nothing(
-    command_api: GraphQLClient, workers: Workers, services: Services, spare_read_engine: AsyncEngine
+    command_api: GraphQLClient, workers: Workers, stores: Stores, spare_read_engine: AsyncEngine
 ) -> None:
     rng = random.Random(2)
     for _ in range(3):
@@ -99,6 +99,6 @@ async def test_workers_killed_20_times_lose_and_repeat_nothing(
 
     await asyncio.gather(traffic.run(480), chaos())
     assert kills >= 20
-    await until_projected(services, timeout_s=120)
-    await assert_equals_a_rebuild(services, spare_read_engine)
-    assert await events_applied(services) == await followed_events(services)
+    await until_projected(stores, timeout_s=120)
+    await assert_equals_a_rebuild(stores, spare_read_engine)
+    assert await events_applied(stores) == await followed_events(stores)

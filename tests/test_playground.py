@@ -11,8 +11,8 @@ import pytest
 from graphql import OperationType, parse, validate
 from graphql.language import OperationDefinitionNode
 
-from app.playground.examples import EXAMPLES, Example
 from app.schema import schema
+from app.web.playground.examples import EXAMPLES, Example
 from tests.servers import ServerUnderTest
 
 CONTRACT = Path(__file__).resolve().parents[1].parent / "shared" / "contract" / "schema.graphql"

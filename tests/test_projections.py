@@ -40,7 +40,7 @@ from app.projections.order_view import OrderView
 from app.projections.product_catalogue import ProductCatalogue
 from app.projections.registry import PROJECTIONS
 from app.projections.tables import customer_summary, daily_sales, order_view, product_catalogue
-from app.services import Services
+from app.runtime.bootstrap import Stores
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 Snapshot = dict[str, list[dict[str, Any]]]
@@ -110,13 +110,14 @@ def order_stream(order: OrderPlaced, fate: Sequence[str], at: datetime) -> Strea
 async def apply(
     connection: AsyncConnection, projection: Projection, events: Iterable[RecordedEvent]
 ) -> set[str]:
-    """As the applier does: only the events the projection follows and handles."""
+    """As the applier does: only the events the projection follows and handles; the keys
+    as the change feed sends them."""
     mine = [
         e
         for e in events
-        if e.aggregate_type in projection.aggregate_types and e.event_type in projection.handles
+        if e.aggregate_type in projection.aggregate_types and type(e.event) in projection.handles
     ]
-    return await projection.apply(connection, mine)
+    return {str(key) for key in await projection.apply(connection, mine)}
 
 
 async def apply_in(
@@ -155,8 +156,8 @@ def test_registry_lists_each_projection_once_named_as_its_table() -> None:
         assert projection.applied.name == f"{projection.name}_applied"
 
 
-async def test_an_empty_batch_changes_nothing(services: Services) -> None:
-    async with services.read_engine.begin() as connection:
+async def test_an_empty_batch_changes_nothing(stores: Stores) -> None:
+    async with stores.read_engine.begin() as connection:
         for projection in PROJECTIONS:
             assert await projection.apply(connection, []) == set()
         assert all(rows == [] for rows in (await snapshot(connection)).values())
@@ -165,8 +166,8 @@ async def test_an_empty_batch_changes_nothing(services: Services) -> None:
 # ---------------------------------------------------------------- order_view
 
 
-async def test_order_view_follows_an_order_through_its_life(services: Services) -> None:
-    engine, view = services.read_engine, OrderView()
+async def test_order_view_follows_an_order_through_its_life(stores: Stores) -> None:
+    engine, view = stores.read_engine, OrderView()
     customer, product_a, product_b = uuid4(), uuid4(), uuid4()
     shipped = placed(
         uuid4(), customer, [line(product_a, 2, 150, "A"), line(product_b, 1, 999, "B")], T0
@@ -200,8 +201,8 @@ async def test_order_view_follows_an_order_through_its_life(services: Services) 
     assert gone["placed_at"] == dropped.placed_at
 
 
-async def test_order_view_updates_an_order_placed_in_an_earlier_batch(services: Services) -> None:
-    engine, view = services.read_engine, OrderView()
+async def test_order_view_updates_an_order_placed_in_an_earlier_batch(stores: Stores) -> None:
+    engine, view = stores.read_engine, OrderView()
     order = placed(uuid4(), uuid4(), [line(uuid4(), 1, 100)], T0)
     stream = order_stream(order, ["PAID", "CANCELLED"], T0)
     await apply_in(engine, view, stream.events[:1])
@@ -215,8 +216,8 @@ async def test_order_view_updates_an_order_placed_in_an_earlier_batch(services: 
 # ---------------------------------------------------------------- customer_summary
 
 
-async def test_customer_summary_counts_orders_not_cancelled(services: Services) -> None:
-    engine, summary = services.read_engine, CustomerSummary()
+async def test_customer_summary_counts_orders_not_cancelled(stores: Stores) -> None:
+    engine, summary = stores.read_engine, CustomerSummary()
     customer, product = uuid4(), uuid4()
     first = placed(uuid4(), customer, [line(product, 2, 500)], T0)
     second = placed(uuid4(), customer, [line(product, 1, 700)], T0 + timedelta(days=1))
@@ -241,8 +242,8 @@ async def test_customer_summary_counts_orders_not_cancelled(services: Services) 
 # ---------------------------------------------------------------- product_catalogue
 
 
-async def test_product_catalogue_keeps_stock_and_sales(services: Services) -> None:
-    engine, catalogue = services.read_engine, ProductCatalogue()
+async def test_product_catalogue_keeps_stock_and_sales(stores: Stores) -> None:
+    engine, catalogue = stores.read_engine, ProductCatalogue()
     product, customer = uuid4(), uuid4()
     kept = placed(uuid4(), customer, [line(product, 3, 250)], T0)
     dropped = placed(uuid4(), customer, [line(product, 2, 300)], T0)
@@ -269,8 +270,8 @@ async def test_product_catalogue_keeps_stock_and_sales(services: Services) -> No
 # ---------------------------------------------------------------- daily_sales
 
 
-async def test_daily_sales_counts_by_utc_day_of_placement(services: Services) -> None:
-    engine, sales = services.read_engine, DailySales()
+async def test_daily_sales_counts_by_utc_day_of_placement(stores: Stores) -> None:
+    engine, sales = stores.read_engine, DailySales()
     customer, product = uuid4(), uuid4()
     new_york = timezone(timedelta(hours=-5))
     monday = placed(uuid4(), customer, [line(product, 2, 100)], T0)
@@ -451,7 +452,7 @@ def model_of(streams: list[list[RecordedEvent]]) -> dict[str, dict[Any, tuple[An
 )
 @given(streams=histories(), rng=st.randoms(use_true_random=False))
 async def test_tables_do_not_depend_on_batching_or_interleaving(
-    services: Services, streams: list[list[RecordedEvent]], rng: random.Random
+    stores: Stores, streams: list[list[RecordedEvent]], rng: random.Random
 ) -> None:
     natural = [event for events in streams for event in events]
     mixed = interleave(streams, rng)
@@ -462,7 +463,7 @@ async def test_tables_do_not_depend_on_batching_or_interleaving(
         "interleaved, in one call": [mixed],
     }
     results = {
-        way: await applied_then_rolled_back(services.read_engine, batches)
+        way: await applied_then_rolled_back(stores.read_engine, batches)
         for way, batches in ways.items()
     }
     tables, keys = results.pop("one event per call")
@@ -473,15 +474,13 @@ async def test_tables_do_not_depend_on_batching_or_interleaving(
 
 @pytest.mark.parametrize("seed", range(5))
 async def test_a_large_history_in_one_call_equals_it_event_by_event(
-    services: Services, seed: int
+    stores: Stores, seed: int
 ) -> None:
     """A few hundred events: the batched statements hold many rows at once."""
     rng = random.Random(seed)
     streams = _large_history(rng)
-    one_call = await applied_then_rolled_back(services.read_engine, [interleave(streams, rng)])
-    batched = await applied_then_rolled_back(
-        services.read_engine, cut(interleave(streams, rng), rng)
-    )
+    one_call = await applied_then_rolled_back(stores.read_engine, [interleave(streams, rng)])
+    batched = await applied_then_rolled_back(stores.read_engine, cut(interleave(streams, rng), rng))
     assert one_call == batched
     assert summary_of(one_call[0]) == model_of(streams)
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import text
 
-from app.services import Services
+from app.runtime.bootstrap import Stores
 from tests.graphql_client import (
     CANCEL_ORDER,
     PAY_ORDER,
@@ -168,7 +168,7 @@ async def test_the_sales_report_has_every_day_with_zeros(gql: GraphQLClient) -> 
 
 
 async def test_a_cancellation_changes_the_day_the_order_was_placed_on(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
     customer = await shown_customer(gql)
     product = await shown_product(gql, price_cents=100, stock=20)
@@ -178,12 +178,12 @@ async def test_a_cancellation_changes_the_day_the_order_was_placed_on(
     await gql.data(SALES_REPORT, {**counted, "token": placed["consistencyToken"]})
     # As if the order had been placed three days ago: the write store's order and the day it
     # was counted on in the read store.
-    async with services.write_engine.begin() as connection:
+    async with stores.write_engine.begin() as connection:
         await connection.execute(
             text("UPDATE orders SET placed_at = placed_at - interval '3 days' WHERE id = :id"),
             {"id": placed["orderId"]},
         )
-    async with services.read_engine.begin() as connection:
+    async with stores.read_engine.begin() as connection:
         await connection.execute(text("UPDATE daily_sales SET day = day - 3"))
     cancelled = await gql.ok(CANCEL_ORDER, orderId=placed["orderId"])
 
@@ -220,11 +220,11 @@ async def test_a_sales_report_range_must_be_ordered_and_at_most_366_days(
     assert [day["date"] for day in one_day["salesReport"]] == ["2024-03-01"]
 
 
-async def test_rows_not_yet_created_are_never_shown(gql: GraphQLClient, services: Services) -> None:
+async def test_rows_not_yet_created_are_never_shown(gql: GraphQLClient, stores: Stores) -> None:
     # An order's events can reach these projections before the creation event: such rows
     # exist at version 0 with counters only.
     ghost_customer, ghost_product = uuid.uuid4(), uuid.uuid4()
-    async with services.read_engine.begin() as connection:
+    async with stores.read_engine.begin() as connection:
         await connection.execute(
             text("INSERT INTO customer_summary (id, order_count, total_spent_cents, version) "
                  "VALUES (:id, 1, 500, 0)"),

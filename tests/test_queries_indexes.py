@@ -22,7 +22,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from app.adapters.migrations import History
-from app.adapters.postgres import create_engine, with_database
+from app.adapters.postgres import create_engine
 from app.queries.listings import (
     CUSTOMER_ORDERINGS,
     PRODUCT_ORDERINGS,
@@ -33,6 +33,7 @@ from app.queries.listings import (
 )
 from app.queries.pagination import Listing, count_query, decode_cursor, encode_cursor, page_query
 from app.queries.rows import customer_query, order_query, product_query
+from devtools.databases import with_database
 from tests.conftest import _drop_databases, _fresh_databases
 
 ROWS = 100_000

@@ -19,7 +19,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.projections.tables import customer_summary, order_view, product_catalogue
-from app.services import Services
+from app.runtime.bootstrap import Stores
 from tests.graphql_client import GraphQLClient
 from tests.test_queries_support import (
     CUSTOMER_ORDERS,
@@ -84,13 +84,13 @@ def rng() -> random.Random:
 
 
 async def test_orders_page_newest_first_with_ties_by_id(
-    gql: GraphQLClient, services: Services, rng: random.Random
+    gql: GraphQLClient, stores: Stores, rng: random.Random
 ) -> None:
     customers = [uuid.uuid4() for _ in range(3)]
     # Several orders share each moment: the id breaks the tie.
     rows = [_order(rng, rng.choice(customers), T0 + timedelta(hours=rng.randrange(6)))
             for _ in range(40)]  # fmt: skip
-    await _insert(services.read_engine, order_view, rows)
+    await _insert(stores.read_engine, order_view, rows)
     for first in (1, 7, 40, 100):
         nodes = await page_through(gql, ORDERS, first)
         assert [n["id"] for n in nodes] == _ids(_newest_first(rows))
@@ -115,12 +115,12 @@ FILTERS: list[tuple[dict[str, Any], Callable[[Row, list[uuid.UUID]], bool]]] = [
 
 
 async def test_each_orders_filter_selects_its_orders(
-    gql: GraphQLClient, services: Services, rng: random.Random
+    gql: GraphQLClient, stores: Stores, rng: random.Random
 ) -> None:
     customers = [uuid.uuid4() for _ in range(3)]
     rows = [_order(rng, rng.choice(customers), T0 + timedelta(minutes=rng.randrange(300)))
             for _ in range(60)]  # fmt: skip
-    await _insert(services.read_engine, order_view, rows)
+    await _insert(stores.read_engine, order_view, rows)
     for given, keep in FILTERS:
         filter_ = {
             key: (str(customers[value]) if key == "customerId" and isinstance(value, int)
@@ -133,10 +133,10 @@ async def test_each_orders_filter_selects_its_orders(
 
 
 async def test_a_time_without_offset_is_taken_as_utc(
-    gql: GraphQLClient, services: Services, rng: random.Random
+    gql: GraphQLClient, stores: Stores, rng: random.Random
 ) -> None:
     rows = [_order(rng, uuid.uuid4(), T0 + timedelta(hours=h)) for h in range(4)]
-    await _insert(services.read_engine, order_view, rows)
+    await _insert(stores.read_engine, order_view, rows)
     naive = (T0 + timedelta(hours=2)).replace(tzinfo=None).isoformat()
     nodes = await page_through(gql, ORDERS, 10, filter={"placedFrom": naive})
     assert [n["id"] for n in nodes] == _ids(_newest_first(rows[2:]))
@@ -150,12 +150,12 @@ CUSTOMER_SORTS: dict[str, Callable[[Row], Any]] = {
 
 
 async def test_customers_come_in_each_sort_order(
-    gql: GraphQLClient, services: Services, rng: random.Random
+    gql: GraphQLClient, stores: Stores, rng: random.Random
 ) -> None:
     names = ["alice", "Alice", "ALICE", "bob", "Bob", "Zoe", "zed", "Ada Lovelace", "ada", "a"]
     rows = [_customer(rng, rng.choice(names)) for _ in range(45)]
     ghosts = [_customer(rng, "ghost", version=0) for _ in range(3)]
-    await _insert(services.read_engine, customer_summary, rows + ghosts)
+    await _insert(stores.read_engine, customer_summary, rows + ghosts)
     for order_by, key in CUSTOMER_SORTS.items():
         for first in (4, 100):
             nodes = await page_through(gql, CUSTOMERS, first, orderBy=order_by)
@@ -173,12 +173,12 @@ PRODUCT_SORTS: dict[str, Callable[[Row], Any]] = {
 
 
 async def test_products_come_in_each_sort_order_and_filter(
-    gql: GraphQLClient, services: Services, rng: random.Random
+    gql: GraphQLClient, stores: Stores, rng: random.Random
 ) -> None:
     names = ["Widget", "widget", "Gadget", "gizmo", "100% cotton", "50_50 blend", "5050 blend"]
     rows = [_product(rng, f"SKU-{n}", rng.choice(names)) for n in range(40)]
     ghosts = [_product(rng, f"GHOST-{n}", "Widget", version=0) for n in range(3)]
-    await _insert(services.read_engine, product_catalogue, rows + ghosts)
+    await _insert(stores.read_engine, product_catalogue, rows + ghosts)
     filters: list[tuple[dict[str, Any], Callable[[Row], bool]]] = [
         ({}, lambda r: True),
         ({"inStock": True}, lambda r: r["stock"] > 0),
@@ -198,10 +198,10 @@ async def test_products_come_in_each_sort_order_and_filter(
 
 
 async def test_a_page_holds_first_rows_from_1_to_100(
-    gql: GraphQLClient, services: Services, rng: random.Random
+    gql: GraphQLClient, stores: Stores, rng: random.Random
 ) -> None:
     rows = [_product(rng, f"P{n:03}", f"Product {n:03}") for n in range(150)]
-    await _insert(services.read_engine, product_catalogue, rows)
+    await _insert(stores.read_engine, product_catalogue, rows)
     ordered = _ids(sorted(rows, key=PRODUCT_SORTS["NAME"]))
 
     one = connection_of(await gql.data(PRODUCTS, {"first": 1}))
@@ -219,10 +219,10 @@ async def test_a_page_holds_first_rows_from_1_to_100(
 
 
 async def test_the_last_full_page_says_there_is_no_next(
-    gql: GraphQLClient, services: Services, rng: random.Random
+    gql: GraphQLClient, stores: Stores, rng: random.Random
 ) -> None:
     rows = [_order(rng, uuid.uuid4(), T0 + timedelta(seconds=n)) for n in range(10)]
-    await _insert(services.read_engine, order_view, rows)
+    await _insert(stores.read_engine, order_view, rows)
     first = connection_of(await gql.data(ORDERS, {"first": 5}))
     second = connection_of(
         await gql.data(ORDERS, {"first": 5, "after": first["pageInfo"]["endCursor"]})
@@ -248,29 +248,29 @@ async def test_a_page_size_outside_1_to_100_is_a_validation_error(gql: GraphQLCl
 
 
 async def test_a_cursor_stays_put_while_newer_rows_arrive(
-    gql: GraphQLClient, services: Services, rng: random.Random
+    gql: GraphQLClient, stores: Stores, rng: random.Random
 ) -> None:
     customer = uuid.uuid4()
     older = [_order(rng, customer, T0 + timedelta(minutes=n)) for n in range(12)]
-    await _insert(services.read_engine, order_view, older)
+    await _insert(stores.read_engine, order_view, older)
     page = connection_of(await gql.data(ORDERS, {"first": 5}))
     seen = [e["node"]["id"] for e in page["edges"]]
 
     newer = [_order(rng, customer, T0 + timedelta(days=1, minutes=n)) for n in range(3)]
-    await _insert(services.read_engine, order_view, newer)
+    await _insert(stores.read_engine, order_view, newer)
     rest = await page_through(gql, ORDERS, 4, after=page["pageInfo"]["endCursor"])
     # page_through checks totalCount against what it saw; here the list grew meanwhile.
     assert seen + [n["id"] for n in rest] == _ids(_newest_first(older))
 
 
 async def test_customer_orders_page_newest_first(
-    gql: GraphQLClient, services: Services, rng: random.Random
+    gql: GraphQLClient, stores: Stores, rng: random.Random
 ) -> None:
     customer = await shown_customer(gql)
     mine = [_order(rng, uuid.UUID(customer), T0 + timedelta(minutes=rng.randrange(9)))
             for _ in range(13)]  # fmt: skip
     others = [_order(rng, uuid.uuid4(), T0) for _ in range(5)]
-    await _insert(services.read_engine, order_view, mine + others)
+    await _insert(stores.read_engine, order_view, mine + others)
     nodes = await page_through(gql, CUSTOMER_ORDERS, 4, id=customer)
     assert [n["id"] for n in nodes] == _ids(_newest_first(mine))
 
@@ -280,10 +280,10 @@ def _forged(body: object) -> str:
 
 
 async def test_a_malformed_or_foreign_cursor_is_a_validation_error(
-    gql: GraphQLClient, services: Services, rng: random.Random
+    gql: GraphQLClient, stores: Stores, rng: random.Random
 ) -> None:
-    await _insert(services.read_engine, product_catalogue, [_product(rng, "A", "a")])
-    await _insert(services.read_engine, customer_summary, [_customer(rng, "a")])
+    await _insert(stores.read_engine, product_catalogue, [_product(rng, "A", "a")])
+    await _insert(stores.read_engine, customer_summary, [_customer(rng, "a")])
     by_name = connection_of(await gql.data(PRODUCTS, {"first": 1}))["pageInfo"]["endCursor"]
     customer_cursor = connection_of(await gql.data(CUSTOMERS, {"first": 1}))["pageInfo"][
         "endCursor"

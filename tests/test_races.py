@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from app.services import Services
+from app.runtime.bootstrap import Stores
 from tests import store_snapshot
 from tests.graphql_client import (
     CANCEL_ORDER,
@@ -17,7 +17,7 @@ from tests.graphql_client import (
 
 
 async def test_200_orders_for_the_last_50_units_sell_exactly_50(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
     customer = await gql.customer()
     product = await gql.product(stock=50)
@@ -32,7 +32,7 @@ async def test_200_orders_for_the_last_50_units_sell_exactly_50(
     codes = [tuple(e["code"] for e in p["userErrors"]) for p in payloads]
     assert codes.count(()) == 50
     assert codes.count(("INSUFFICIENT_STOCK",)) == 150
-    snapshot = await store_snapshot.write_store(services.write_engine)
+    snapshot = await store_snapshot.write_store(stores.write_engine)
     assert snapshot["products"][0][4] == 0
     assert len(snapshot["orders"]) == 50
     placed = [e for e in snapshot["outbox"] if e[5] == "OrderPlaced"]
@@ -40,7 +40,7 @@ async def test_200_orders_for_the_last_50_units_sell_exactly_50(
 
 
 async def test_two_registrations_of_one_email_give_one_customer(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
     for attempt in range(15):
         email = f"twin{attempt}@example.com"
@@ -50,12 +50,12 @@ async def test_two_registrations_of_one_email_give_one_customer(
         )
         codes = sorted(tuple(e["code"] for e in p["userErrors"]) for p in payloads)
         assert codes == [(), ("ALREADY_EXISTS",)]
-    snapshot = await store_snapshot.write_store(services.write_engine)
+    snapshot = await store_snapshot.write_store(stores.write_engine)
     assert len(snapshot["customers"]) == len(snapshot["outbox"]) == 15
 
 
 async def test_concurrent_pay_and_cancel_let_exactly_one_win(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
     customer = await gql.customer()
     product = await gql.product(stock=1000)
@@ -70,13 +70,13 @@ async def test_concurrent_pay_and_cancel_let_exactly_one_win(
         assert len(winners) == len(losers) == 1
         assert winners[0]["version"] == 2
         assert losers[0]["userErrors"][0]["code"] in {"VERSION_CONFLICT", "INVALID_STATE"}
-    events = await store_snapshot.outbox(services.write_engine)
+    events = await store_snapshot.outbox(stores.write_engine)
     versions = [e["aggregate_version"] for e in events if e["aggregate_type"] == "Order"]
     assert sorted(versions) == sorted([1, 2] * 15)
 
 
 async def test_orders_locking_the_same_products_in_any_order_do_not_deadlock(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, stores: Stores
 ) -> None:
     customer = await gql.customer()
     products = [await gql.product(sku=f"P{i}", stock=10_000) for i in range(4)]
@@ -89,7 +89,7 @@ async def test_orders_locking_the_same_products_in_any_order_do_not_deadlock(
             await gql.ok(CANCEL_ORDER, orderId=order["orderId"])
 
     await asyncio.gather(*(order_then_maybe_cancel() for _ in range(80)))
-    snapshot = await store_snapshot.write_store(services.write_engine)
+    snapshot = await store_snapshot.write_store(stores.write_engine)
     live = {row[0] for row in snapshot["orders"] if row[2] != "CANCELLED"}
     sold: dict[object, int] = {}
     for line in snapshot["order_lines"]:

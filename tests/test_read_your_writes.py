@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.settings import Role, Settings
+from app.config.settings import Role, Settings
 from tests.graphql_client import PAYLOAD_FIELDS, REGISTER_CUSTOMER, GraphQLClient
 from tests.servers import running_server
 from tests.test_queries_support import CUSTOMER, ORDER

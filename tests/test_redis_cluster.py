@@ -7,6 +7,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -16,16 +17,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.redis import RedisModeError, create_redis, ping
-from app.bootstrap import open_services
+from app.config.settings import Role, Settings, load_settings
 from app.events.streams import acked_key, changes_channel, published_key, stream_key
-from app.projections.base import order_key
-from app.projections.consistency import wait_until_applied
+from app.pipeline.catch_up import wait_until_applied
+from app.pipeline.relay import OutboxRelay
+from app.pipeline.runner import ProjectionRunner
+from app.projections.change_keys import order_key
 from app.projections.registry import PROJECTIONS
-from app.projections.runner import ProjectionRunner
-from app.services import Services
-from app.settings import Role, Settings, load_settings
-from app.worker import running_loops
-from app.write.relay import OutboxRelay
+from app.runtime.bootstrap import Api, Stores, open_api, open_stores
+from app.runtime.worker import running_loops
 from tests.graphql_client import PAY_ORDER, GraphQLClient
 from tests.pipeline_helpers import read_models, replay_log, settled_statuses, until_projected
 from tests.redis_cluster import LocalCluster, local_cluster
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.slow
 # {p0} and {p1} hash to slots of the third node, {p2} of the second, {p3} of the first:
 # four partitions put streams on every node of a three-node cluster.
 PARTITIONS = 4
-WIRING = "app.bootstrap.open_services must call create_redis(..., cluster=settings.redis_cluster)"
+WIRING = "the bootstrap must call create_redis(..., cluster=settings.redis_cluster)"
 
 
 @pytest.fixture(scope="module")
@@ -108,26 +108,27 @@ async def test_the_pipeline_runs_end_to_end_on_a_redis_cluster(
     async with (
         running_server(cluster_settings) as server,
         httpx.AsyncClient(timeout=60) as http,
-        open_services(cluster_settings) as services,
+        open_api(cluster_settings) as process,
     ):
-        assert isinstance(services.redis, RedisCluster), WIRING
+        stores = process.stores
+        assert isinstance(stores.redis, RedisCluster), WIRING
         gql = GraphQLClient(server.graphql_url, http)
         traffic = Traffic(gql, seed=7)
         await traffic.set_up()
         await traffic.run(96)
 
-        await until_projected(services)
-        await replay_log(services.write_engine, spare_read_engine)
-        assert await read_models(services.read_engine) == await read_models(spare_read_engine)
+        await until_projected(stores)
+        await replay_log(stores.write_engine, spare_read_engine)
+        assert await read_models(stores.read_engine) == await read_models(spare_read_engine)
         assert_partitions_spread_over_nodes(cluster_settings, redis_cluster)
-        await assert_no_lag(services)
-        await assert_the_change_feed_announces(services, gql, traffic, redis_cluster)
-        await ping(services.redis)
+        await assert_no_lag(stores)
+        await assert_the_change_feed_announces(process, gql, traffic, redis_cluster)
+        await ping(stores.redis)
 
 
-async def assert_no_lag(services: Services) -> None:
+async def assert_no_lag(stores: Stores) -> None:
     """Every projection LIVE with no lag (waiting a little for the last acknowledgements)."""
-    statuses = await settled_statuses(services)
+    statuses = await settled_statuses(stores)
     assert [(st.name, st.lag_events, st.state) for st in statuses] == [
         (p.name, 0, "LIVE") for p in PROJECTIONS
     ]
@@ -135,37 +136,45 @@ async def assert_no_lag(services: Services) -> None:
 
 
 async def assert_the_change_feed_announces(
-    services: Services, gql: GraphQLClient, traffic: Traffic, cluster: LocalCluster
+    process: Api, gql: GraphQLClient, traffic: Traffic, cluster: LocalCluster
 ) -> None:
     """A projector's PUBLISH reaches subscribers on the cluster, and read-your-writes waits
     end on it."""
-    await asyncio.wait_for(services.changes.connected.wait(), 10)
-    channel = changes_channel(services.settings.redis_prefix)
+    await asyncio.wait_for(process.services.changes.connected.wait(), 10)
+    channel = changes_channel(process.settings.redis_prefix)
     async with announcements(cluster.url, channel) as heard:
         order = await gql.order(traffic.customers[0], (traffic.products[0], 1))
         result = await wait_until_applied(
-            services.read_engine, services.changes, order["consistencyToken"], PROJECTIONS, 10
+            process.stores.read_engine,
+            process.services.changes,
+            order["consistencyToken"],
+            PROJECTIONS,
+            10,
         )
         assert result.caught_up, result
         assert result.waited_ms < 5000, result
-        async with services.changes.watch(["order_view"]) as watch:
+        async with process.services.changes.watch(["order_view"]) as watch:
             paid = await gql.ok(PAY_ORDER, orderId=order["orderId"])
             assert await watch.wait(10), "the change feed heard no announcement"
         result = await wait_until_applied(
-            services.read_engine, services.changes, paid["consistencyToken"], PROJECTIONS, 10
+            process.stores.read_engine,
+            process.services.changes,
+            paid["consistencyToken"],
+            PROJECTIONS,
+            10,
         )
         assert result.caught_up, result
         announced: set[str] = set()
-        while order_key(order["orderId"]) not in announced:
+        while str(order_key(UUID(order["orderId"]))) not in announced:
             message = await asyncio.wait_for(heard.get(), 10)
             if message["projection"] == "order_view":
                 announced.update(message["keys"])
 
 
-async def until_relayed(services: Services, timeout_s: float = 30) -> None:
+async def until_relayed(stores: Stores, timeout_s: float = 30) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
-        async with services.write_engine.connect() as connection:
+        async with stores.write_engine.connect() as connection:
             left = await connection.scalar(
                 text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
             )
@@ -185,14 +194,14 @@ async def test_a_node_restarted_empty_loses_no_event(
     async with (
         running_server(command_role) as server,  # mutations only: no relay, no projectors
         httpx.AsyncClient(timeout=60) as http,
-        open_services(cluster_settings) as services,
+        open_stores(cluster_settings) as stores,
     ):
-        assert isinstance(services.redis, RedisCluster), WIRING
+        assert isinstance(stores.redis, RedisCluster), WIRING
         traffic = Traffic(GraphQLClient(server.graphql_url, http), seed=11)
-        async with running_loops(services, [OutboxRelay()]):
+        async with running_loops([OutboxRelay(stores.write_engine, stores.redis, stores.settings)]):
             await traffic.set_up(customers=4, products=4)
             await traffic.run(48)
-            await until_relayed(services)  # in the streams, and nobody has read them
+            await until_relayed(stores)  # in the streams, and nobody has read them
             prefix = cluster_settings.redis_prefix
             # The node of some partitions, but not of the relay's (single) epoch key.
             epoch_node = redis_cluster.node_of_key(f"{prefix}:epoch")
@@ -202,11 +211,13 @@ async def test_a_node_restarted_empty_loses_no_event(
                 if (port := redis_cluster.node_of_key(stream_key(prefix, p))) != epoch_node
             )
             await asyncio.to_thread(redis_cluster.restart_empty, victim)
-            async with running_loops(services, [ProjectionRunner(PROJECTIONS)]):
-                await until_projected(services, timeout_s=30)
-                await assert_no_lag(services)
-        await replay_log(services.write_engine, spare_read_engine)
-        assert await read_models(services.read_engine) == await read_models(spare_read_engine)
+            async with running_loops(
+                [ProjectionRunner(PROJECTIONS, stores.read_engine, stores.redis, stores.settings)]
+            ):
+                await until_projected(stores, timeout_s=30)
+                await assert_no_lag(stores)
+        await replay_log(stores.write_engine, spare_read_engine)
+        assert await read_models(stores.read_engine) == await read_models(spare_read_engine)
 
 
 async def test_create_redis_gives_a_cluster_client_when_asked() -> None:

@@ -8,21 +8,21 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from app.projections.leases import Leases, Unit
+from app.pipeline.leases import Leases, Unit
+from app.pipeline.runner import ProjectionRunner
 from app.projections.registry import PROJECTIONS
-from app.projections.runner import ProjectionRunner
-from app.services import Services
+from app.runtime.bootstrap import Stores
 
 
 class SlowToStopRunner(ProjectionRunner):
     """Its consumers, once cancelled, end only when the test lets them: like a consumer stuck
     in a call that does not give way to cancellation."""
 
-    def __init__(self) -> None:
-        super().__init__(PROJECTIONS)
+    def __init__(self, stores: Stores) -> None:
+        super().__init__(PROJECTIONS, stores.read_engine, stores.redis, stores.settings)
         self.let_go = asyncio.Event()
 
-    def consume(self, unit: Unit, services: Services) -> Coroutine[Any, Any, None]:
+    def consume(self, unit: Unit) -> Coroutine[Any, Any, None]:
         return self._linger()
 
     async def _linger(self) -> None:
@@ -41,12 +41,12 @@ async def until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 15)
 
 
 async def test_a_consumer_slow_to_stop_keeps_its_lease_and_the_others_stay_renewed(
-    services: Services,
+    stores: Stores,
 ) -> None:
-    settings = services.settings
-    runner = SlowToStopRunner()
-    mine = Leases(services.redis, settings.redis_prefix, runner.worker_id, settings.lease_ttl_s)
-    other = Leases(services.redis, settings.redis_prefix, "other-worker", settings.lease_ttl_s)
+    settings = stores.settings
+    runner = SlowToStopRunner(stores)
+    mine = Leases(stores.redis, settings.redis_prefix, runner.worker_id, settings.lease_ttl_s)
+    other = Leases(stores.redis, settings.redis_prefix, "other-worker", settings.lease_ttl_s)
     units = runner.units(settings.stream_partitions)
 
     async def holders() -> dict[Unit, str | None]:
@@ -62,7 +62,7 @@ async def test_a_consumer_slow_to_stop_keeps_its_lease_and_the_others_stay_renew
         return all([await mine.holder(unit) is None for unit in shed])
 
     shed: set[Unit] = set()
-    task = asyncio.create_task(runner.run(services))
+    task = asyncio.create_task(runner.run())
     try:
         await until(holds_all)
         assert len(runner.tasks) == len(units)

@@ -18,10 +18,10 @@ import pytest
 import websockets
 from pydantic import SecretStr
 
+from app.config.settings import Settings, SettingsError, load_settings
+from app.runtime.bootstrap import Stores
 from app.security.principal import UserRole
 from app.security.tokens import mint_token
-from app.services import Services
-from app.settings import Settings, SettingsError, load_settings
 from tests.graphql_client import (
     CANCEL_ORDER,
     CHANGE_PRODUCT_PRICE,
@@ -57,7 +57,7 @@ class Shop:
     """A secured server, clients for each kind of caller, and two customers with an order."""
 
     server: ServerUnderTest
-    services: Services
+    stores: Stores
     admin: GraphQLClient
     anonymous: GraphQLClient
     ada: GraphQLClient
@@ -75,7 +75,7 @@ def secured(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def shop(secured: Settings, services: Services) -> AsyncIterator[Shop]:
+async def shop(secured: Settings, stores: Stores) -> AsyncIterator[Shop]:
     async with running_server(secured) as server, AsyncExitStack() as stack:
 
         async def client(credentials: str | None = None) -> GraphQLClient:
@@ -98,7 +98,7 @@ async def shop(secured: Settings, services: Services) -> AsyncIterator[Shop]:
             )
         ada_order, bob_order = ada_placed["orderId"], bob_placed["orderId"]
         yield Shop(
-            server, services, admin, await client(), ada, bob, ada_id, bob_id, product_id,
+            server, stores, admin, await client(), ada, bob, ada_id, bob_id, product_id,
             ada_order, bob_order,
         )  # fmt: skip
 
@@ -118,7 +118,7 @@ async def codes_of(
 
 
 async def snapshot(shop: Shop) -> dict[str, list[tuple[Any, ...]]]:
-    return await write_store(shop.services.write_engine)
+    return await write_store(shop.stores.write_engine)
 
 
 # ---- mutations -------------------------------------------------------------------------------

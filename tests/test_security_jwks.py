@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from app.settings import Settings
+from app.config.settings import Settings
 from tests.servers import running_server
 
 CUSTOMERS = "{ customers(first: 1) { totalCount } }"

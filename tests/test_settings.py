@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import Role, SettingsError, load_settings
+from app.config.settings import Role, SettingsError, load_settings
 
 
 def test_defaults_leave_every_store_embedded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from app.single_flight import SingleFlight
+from app.graphql.single_flight import SingleFlight
 
 
 async def test_concurrent_callers_share_one_read() -> None:

@@ -9,6 +9,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any, cast
+from uuid import UUID
 
 import pytest
 import redis.asyncio as redis_asyncio
@@ -19,18 +20,18 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from app.context import Context
+from app.config.settings import Role, Settings
 from app.events.streams import changes_channel
-from app.projections.base import order_key
+from app.graphql.context import Context
+from app.projections.change_keys import order_key
+from app.runtime.bootstrap import Api
 from app.schema import schema
 from app.security.principal import LOCAL_ADMIN
-from app.services import Services
-from app.settings import Role, Settings
 from tests.graphql_client import PAY_ORDER, SHIP_ORDER, GraphQLClient
 from tests.pipeline_helpers import caught_up
 from tests.servers import ServerUnderTest, running_server
 from tests.tcp_proxy import Outage, redis_behind_proxy
-from tests.test_subscriptions import ORDER_UPDATED, ORDERS_CHANGED, watching
+from tests.test_subscriptions import ORDER_UPDATED, ORDERS_CHANGED, watch_count, watching
 from tests.ws_client import LEGACY_WS, PROTOCOLS, TRANSPORT_WS, subscriber
 
 
@@ -63,7 +64,7 @@ async def heard(pubsub: PubSub, key: str) -> None:
 
 
 async def test_a_change_announced_while_the_feed_was_cut_reaches_subscribers_after_it(
-    settings: Settings, server: ServerUnderTest, gql: GraphQLClient, services: Services
+    settings: Settings, server: ServerUnderTest, gql: GraphQLClient, process: Api
 ) -> None:
     customer, order_id = await placed_order(gql)
     assert settings.redis_url
@@ -80,13 +81,13 @@ async def test_a_change_announced_while_the_feed_was_cut_reaches_subscribers_aft
         assert (await one_order.data())["orderUpdated"]["status"] == "PLACED"
         await customers_orders.subscribe(ORDERS_CHANGED, {"c": customer})
         await watching(api, 2)
-        feed = cast(Services, api.app.state.services).changes
+        feed = cast(Api, api.app.state.api).services.changes
 
         await proxy.go_down(Outage.REFUSE)
         paid = await gql.ok(PAY_ORDER, orderId=order_id)
-        await caught_up(services, paid["consistencyToken"])
+        await caught_up(process, paid["consistencyToken"])
         # Announced while the API's feed was cut: only the resync after it can tell.
-        await asyncio.wait_for(heard(pubsub, order_key(order_id)), 30)
+        await asyncio.wait_for(heard(pubsub, str(order_key(UUID(order_id)))), 30)
         assert not feed.connected.is_set()
         await proxy.come_up()
 
@@ -120,8 +121,10 @@ async def test_a_consumer_that_falls_behind_gets_the_newest_state_not_a_backlog(
     server: ServerUnderTest, gql: GraphQLClient
 ) -> None:
     _, order_id = await placed_order(gql)
-    services: Services = server.app.state.services
-    context = Context(services, cast(WebSocket, None), cast(WebSocket, None), "test", LOCAL_ADMIN)
+    api: Api = server.app.state.api
+    context = Context(
+        api.services, cast(WebSocket, None), cast(WebSocket, None), "test", LOCAL_ADMIN
+    )
     query = "subscription($id: ID!) { orderUpdated(id: $id) { status version } }"
     stream = cast(Any, await schema.subscribe(query, {"id": order_id}, context_value=context))
     try:
@@ -129,7 +132,7 @@ async def test_a_consumer_that_falls_behind_gets_the_newest_state_not_a_backlog(
         # The consumer takes nothing while the order changes twice...
         await gql.ok(PAY_ORDER, orderId=order_id)
         shipped = await gql.ok(SHIP_ORDER, orderId=order_id)
-        await caught_up(services, shipped["consistencyToken"])
+        await caught_up(api, shipped["consistencyToken"])
         # ...then gets the state as it is now, not the PAID state it missed.
         second = (await asyncio.wait_for(anext(stream), 30)).data["orderUpdated"]
     finally:
@@ -195,13 +198,13 @@ async def test_an_idle_socket_gets_pings_and_a_silent_client_is_let_go(
         client.send({"id": "1", "type": start, "payload": {"query": ORDERS_CHANGED}})
         await watching(server)
         await asyncio.wait_for(client.until_closed(), 10)
-        feed = cast(Services, server.app.state.services).changes
+        feed = cast(Api, server.app.state.api).services.changes
         for _ in range(100):  # the subscription's end runs just after the close
-            if feed.watch_count == 0:
+            if watch_count(feed) == 0:
                 break
             await asyncio.sleep(0.02)
     assert client.pings >= 1
-    assert feed.watch_count == 0
+    assert watch_count(feed) == 0
     types = [m["type"] for m in client.texts]
     assert types[0] == "connection_ack"
     if protocol == LEGACY_WS:

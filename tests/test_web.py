@@ -9,7 +9,7 @@ import httpx
 import pytest
 import websockets
 
-from app.settings import Role, Settings
+from app.config.settings import Role, Settings
 from tests.servers import ServerUnderTest, running_server
 from tests.ws_client import TRANSPORT_WS, subscriber
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import asyncpg
 from asyncpg.exceptions import (
     CannotConnectNowError,
     PostgresConnectionError,
@@ -44,23 +43,6 @@ def asyncpg_url(url: str) -> str:
     if scheme in ("postgres", "postgresql"):
         return f"postgresql+asyncpg://{rest}"
     return url
-
-
-def with_database(server_url: str, name: str) -> str:
-    """The server URL naming another database, in libpq form."""
-    url = make_url(server_url).set(drivername="postgresql", database=name)
-    return url.render_as_string(hide_password=False)
-
-
-async def run_on_server(server_url: str, *statements: str) -> None:
-    """Run statements that cannot run in a transaction (CREATE or DROP DATABASE), one after
-    another, on the server's `postgres` database."""
-    connection = await asyncpg.connect(with_database(server_url, "postgres"), timeout=10)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 def create_engine(url: str, *, pool_size: int, connect_timeout_s: float) -> AsyncEngine:
@@ -139,11 +121,6 @@ async def ping(engine: AsyncEngine) -> None:
     """Raise unless the database answers a trivial query."""
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
-
-
-def describe(url: str) -> str:
-    """The URL without its password, for logs and error messages."""
-    return make_url(asyncpg_url(url)).render_as_string(hide_password=True)
 
 
 def driver_error(error: DBAPIError) -> BaseException | None:

@@ -106,7 +106,7 @@ def create_redis(url: str, *, timeout_s: float, cluster: bool = False) -> RedisC
 def _read_timeout(connect_timeout_s: float) -> float:
     # Connecting fails fast when Redis is down; an answer may take longer on a busy host,
     # and a blocking XREADGROUP waits up to a second by design. Readiness checks bound
-    # themselves (see app.bootstrap.readiness).
+    # themselves (see app.runtime.bootstrap.readiness).
     return max(10.0, connect_timeout_s)
 
 

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from app.bootstrap import open_services
 from app.cli.common import (
     as_reader,
     err,
@@ -22,9 +21,10 @@ from app.cli.common import (
 )
 from app.cli.operations import dlq_cli, projections_cli
 from app.cli.stores import resolved_stores
-from app.ids import parse_id
+from app.config.settings import Role, Settings
+from app.graphql.ids import parse_id
+from app.runtime.bootstrap import open_stores
 from app.security.principal import UserRole
-from app.settings import Role, Settings
 
 cli = typer.Typer(
     name="shop",
@@ -50,14 +50,14 @@ def serve(
     settings = settings_or_exit(host=host, port=port, role=role, workers=workers)
 
     def run() -> None:
-        from app.web import server_options
+        from app.web.asgi import server_options
 
         with resolved_stores(settings) as (resolved, embedded):
             run_prepared(resolved, embedded, migrate=False)
             resolved = as_reader(resolved, embedded)
             export_urls(resolved)
             uvicorn.run(
-                "app.web:create_app",
+                "app.web.asgi:create_app",
                 factory=True,
                 host=resolved.host,
                 port=resolved.port,
@@ -76,7 +76,7 @@ def serve(
 @cli.command()
 def worker() -> None:
     """Run the outbox relay and the projectors until stopped."""
-    from app.worker import pipeline_loops, running_loops
+    from app.runtime.worker import pipeline_loops, running_loops
 
     settings = settings_or_exit()
 
@@ -85,7 +85,7 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        async with open_services(resolved) as services, running_loops(services, pipeline_loops()):
+        async with open_stores(resolved) as stores, running_loops(pipeline_loops(stores)):
             await stop.wait()
 
     def run() -> None:
@@ -102,7 +102,7 @@ def migrate() -> None:
     settings = settings_or_exit()
 
     def run() -> None:
-        with resolved_stores(settings) as (resolved, embedded):
+        with resolved_stores(settings, redis=False) as (resolved, embedded):
             run_prepared(resolved, embedded, migrate=True)
             err.print("write and read databases are at the latest schema")
 

@@ -21,11 +21,10 @@ from app.adapters.migrations import (
     require_current,
     upgrade,
 )
-from app.bootstrap import open_services
+from app.config.logs import configure_logging
+from app.config.settings import Role, Settings, SettingsError, load_settings
 from app.embedded import EmbeddedError
-from app.logs import configure_logging
-from app.services import Services
-from app.settings import Role, Settings, SettingsError, load_settings
+from app.runtime.bootstrap import read_engine, write_engine
 
 err = Console(stderr=True)
 
@@ -57,16 +56,16 @@ def export_urls(settings: Settings) -> None:
     os.environ.update({name: value for name, value in values.items() if value is not None})
 
 
-async def prepare_stores(services: Services, embedded: frozenset[History], migrate: bool) -> None:
+async def prepare_stores(settings: Settings, embedded: frozenset[History], migrate: bool) -> None:
     """Migrate the stores we may migrate; insist that the others are already current."""
-    engines = {History.WRITE: services.write_engine, History.READ: services.read_engine}
-    for history, engine in engines.items():
-        if migrate or history in embedded:
-            await upgrade(engine, history)
-        else:
-            await require_current(engine, history)
-    if History.READ in embedded:
-        await grant_read_access(services.read_engine)
+    async with write_engine(settings) as write, read_engine(settings) as read:
+        for history, engine in ((History.WRITE, write), (History.READ, read)):
+            if migrate or history in embedded:
+                await upgrade(engine, history)
+            else:
+                await require_current(engine, history)
+        if History.READ in embedded:
+            await grant_read_access(read)
 
 
 def as_reader(settings: Settings, embedded: frozenset[History]) -> Settings:
@@ -83,12 +82,8 @@ def as_reader(settings: Settings, embedded: frozenset[History]) -> Settings:
 def run_prepared(settings: Settings, embedded: frozenset[History], migrate: bool) -> None:
     """Connect, then migrate or check the schemas, turning failures into clear messages."""
 
-    async def prepare() -> None:
-        async with open_services(settings) as services:
-            await prepare_stores(services, embedded, migrate)
-
     try:
-        asyncio.run(prepare())
+        asyncio.run(prepare_stores(settings, embedded, migrate))
     except SchemaBehindError as error:
         fail(str(error))
     except (OSError, TimeoutError) as error:

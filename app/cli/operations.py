@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from app.bootstrap import open_services
 from app.cli.common import fail, guarded, run_prepared, settings_or_exit
 from app.cli.stores import resolved_stores
-from app.projections import dead_letters
-from app.projections.rebuild import RebuildFailed, rebuild
+from app.config.settings import Settings
+from app.pipeline import dead_letters
+from app.pipeline.rebuild import RebuildFailed, rebuild
+from app.pipeline.status import projection_statuses
 from app.projections.registry import PROJECTIONS
-from app.projections.status import projection_statuses
-from app.services import Services
+from app.runtime.bootstrap import read_engine, redis_client, write_engine
 
 T = TypeVar("T")
 out = Console()
@@ -27,20 +27,16 @@ projections_cli = typer.Typer(help="Inspect and rebuild projections.", no_args_i
 dlq_cli = typer.Typer(help="Events parked after repeated failures.", no_args_is_help=True)
 
 
-def with_services(work: Callable[[Services], Awaitable[T]]) -> T:
-    """Resolve the stores (embedded if not configured), check their schema, run `work`."""
+def run_operation(work: Callable[[Settings], Coroutine[Any, Any, T]], *, redis: bool) -> T:
+    """Resolve the stores (embedded if not configured; Redis only if `redis`), check their
+    schema, then run `work`, which opens what it uses."""
     settings = settings_or_exit()
     result: list[T] = []
 
     def run() -> None:
-        with resolved_stores(settings) as (resolved, embedded):
+        with resolved_stores(settings, redis=redis) as (resolved, embedded):
             run_prepared(resolved, embedded, migrate=False)
-
-            async def go() -> None:
-                async with open_services(resolved) as services:
-                    result.append(await work(services))
-
-            asyncio.run(go())
+            result.append(asyncio.run(work(resolved)))
 
     guarded(run)
     return result[0]
@@ -50,11 +46,11 @@ def with_services(work: Callable[[Services], Awaitable[T]]) -> T:
 def status() -> None:
     """Name, state, lag (events and seconds), events applied and parked, per projection."""
 
-    async def work(services: Services) -> None:
-        s = services.settings
-        rows = await projection_statuses(
-            services.read_engine, services.redis, s.redis_prefix, s.stream_partitions, PROJECTIONS
-        )
+    async def work(s: Settings) -> None:
+        async with read_engine(s) as read, redis_client(s) as redis:
+            rows = await projection_statuses(
+                read, redis, s.redis_prefix, s.stream_partitions, PROJECTIONS
+            )
         table = Table(
             "projection", "state", "lag events", "lag s", "applied", "parked", "last applied"
         )
@@ -64,7 +60,7 @@ def status() -> None:
                           str(row.events_applied), str(row.dead_letters), last)  # fmt: skip
         out.print(table)
 
-    with_services(work)
+    run_operation(work, redis=True)
 
 
 @projections_cli.command("rebuild")
@@ -77,7 +73,7 @@ def rebuild_command(
     """Replay the event log into shadow tables while the live ones serve, then swap them in.
 
     Several projections rebuild in one pass over the log."""
-    known = {p.name: p for p in PROJECTIONS}
+    known = {str(p.name): p for p in PROJECTIONS}
     if all_ == bool(names):
         fail("name the projections to rebuild, or give --all (not both)", 2)
     unknown = [name for name in names or () if name not in known]
@@ -86,7 +82,7 @@ def rebuild_command(
     chosen = list(PROJECTIONS) if all_ else [known[name] for name in dict.fromkeys(names or ())]
     label = ", ".join(p.name for p in chosen)
 
-    async def work(services: Services) -> None:
+    async def work(settings: Settings) -> None:
         columns = (
             TextColumn(f"rebuilding {label}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} events/s"),
@@ -101,9 +97,8 @@ def rebuild_command(
                 bar.update(task, completed=done, total=total, rate=rate)
 
             try:
-                reports = await rebuild(
-                    chosen, services.read_engine, services.write_engine, progress
-                )
+                async with read_engine(settings) as read, write_engine(settings) as write:
+                    reports = await rebuild(chosen, read, write, progress)
             except RebuildFailed as error:
                 bar.stop()
                 fail(f"rebuild stopped: {error}\nThe live read models are unchanged; fix the "
@@ -114,7 +109,7 @@ def rebuild_command(
                 f"{report.caught_up} caught up at the swap, in {report.seconds:.1f} s"
             )
 
-    with_services(work)
+    run_operation(work, redis=False)
 
 
 @dlq_cli.command("list")
@@ -123,15 +118,16 @@ def dlq_list(
 ) -> None:
     """Parked events with their error."""
 
-    async def work(services: Services) -> None:
-        letters = await dead_letters.list_dead_letters(services.read_engine, projection)
+    async def work(settings: Settings) -> None:
+        async with read_engine(settings) as read:
+            letters = await dead_letters.list_dead_letters(read, projection)
         table = Table("id", "projection", "aggregate", "version", "event", "attempts", "error")
         for d in letters:
             table.add_row(str(d.id), d.projection, str(d.aggregate_id), str(d.aggregate_version),
                           d.event_type, str(d.attempts), d.error[:120])  # fmt: skip
         out.print(table if letters else "no parked events")
 
-    with_services(work)
+    run_operation(work, redis=False)
 
 
 @dlq_cli.command("retry")
@@ -140,8 +136,9 @@ def dlq_retry(
 ) -> None:
     """Apply parked events again, each aggregate's in version order."""
 
-    async def work(services: Services) -> int:
-        outcomes = await dead_letters.retry(services.read_engine, PROJECTIONS, ids or ())
+    async def work(settings: Settings) -> int:
+        async with read_engine(settings) as read:
+            outcomes = await dead_letters.retry(read, PROJECTIONS, ids or ())
         for o in outcomes:
             verdict = f"applied {o.applied}" if o.error is None else f"still failing: {o.error}"
             out.print(f"{o.projection} {o.aggregate_id}: {verdict}")
@@ -149,7 +146,7 @@ def dlq_retry(
             out.print("no parked events")
         return sum(1 for o in outcomes if o.error is not None)
 
-    if with_services(work):
+    if run_operation(work, redis=False):
         raise typer.Exit(1)
 
 
@@ -157,7 +154,8 @@ def dlq_retry(
 def dlq_discard(ids: Annotated[list[int], typer.Argument(help="Dead letter ids.")]) -> None:
     """Drop parked events for good (their aggregates flow again once none is left)."""
 
-    async def work(services: Services) -> int:
-        return await dead_letters.discard(services.read_engine, PROJECTIONS, ids)
+    async def work(settings: Settings) -> int:
+        async with read_engine(settings) as read:
+            return await dead_letters.discard(read, PROJECTIONS, ids)
 
-    out.print(f"discarded {with_services(work)} dead letter(s)")
+    out.print(f"discarded {run_operation(work, redis=False)} dead letter(s)")

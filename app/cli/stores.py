@@ -7,21 +7,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from app.adapters.migrations import History
+from app.config.settings import Settings
 from app.embedded import EmbeddedServers
-from app.settings import Settings
 
 log = logging.getLogger("app.cli")
 
 
 @contextmanager
-def resolved_stores(settings: Settings) -> Iterator[tuple[Settings, frozenset[History]]]:
+def resolved_stores(
+    settings: Settings, *, redis: bool = True
+) -> Iterator[tuple[Settings, frozenset[History]]]:
     """Yield settings with every URL filled in, and the histories whose store is embedded.
 
     Embedded servers are started (or reused) only for what is not configured, and released
-    on exit: the last process using them stops them.
+    on exit: the last process using them stops them. A command that uses no Redis says so
+    (`redis=False`) and starts none.
     """
     needs_postgres = settings.database_url is None or settings.read_database_url is None
-    needs_redis = settings.redis_url is None
+    needs_redis = redis and settings.redis_url is None
     if not (needs_postgres or needs_redis):
         yield settings, frozenset()
         return

@@ -1,6 +1,6 @@
 """The event contract: versioned event types and their one JSON serialization."""
 
-from app.events.serialization import RecordedEvent, UnknownEventError, decode, encode
+from app.events.serialization import RecordedEvent, UnknownEventError, decode_json, encode
 from app.events.types import (
     EVENT_TYPES,
     CustomerRegistered,
@@ -29,6 +29,6 @@ __all__ = [
     "ProductRestocked",
     "RecordedEvent",
     "UnknownEventError",
-    "decode",
+    "decode_json",
     "encode",
 ]

@@ -55,22 +55,9 @@ def encode(event: Event) -> dict[str, Any]:
     return payload
 
 
-def decode(event_type: str, schema_version: int, payload: dict[str, Any]) -> Event:
-    """Rebuild an event from its stored payload; refuse types and versions we do not know."""
-    try:
-        cls, adapter = _ADAPTERS[event_type]
-    except KeyError:
-        raise UnknownEventError(f"unknown event type {event_type!r}") from None
-    if schema_version != cls.schema_version:
-        raise UnknownEventError(
-            f"{event_type} schema version {schema_version} (this code reads {cls.schema_version})"
-        )
-    event: Event = adapter.validate_python(payload)
-    return event
-
-
 def decode_json(event_type: str, schema_version: int, payload: str | bytes) -> Event:
-    """`decode` of a payload still in JSON text: parsed and validated in one pass."""
+    """Rebuild an event from its payload's JSON text, parsed and validated in one pass;
+    refuse types and versions we do not know."""
     try:
         cls, adapter = _ADAPTERS[event_type]
     except KeyError:
@@ -110,15 +97,6 @@ def stream_fields(
 
 def _compact(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"))
-
-
-def to_stream_fields(recorded: RecordedEvent, position: int) -> dict[str, str]:
-    """The stream entry of a recorded event."""
-    return stream_fields(
-        recorded.event_id, recorded.event_type, recorded.schema_version, recorded.aggregate_type,
-        recorded.aggregate_id, recorded.aggregate_version, recorded.occurred_at, position,
-        encode(recorded.event),
-    )  # fmt: skip
 
 
 def from_stream_fields(fields: Mapping[str, str]) -> RecordedEvent:

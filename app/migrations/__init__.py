@@ -1,0 +1,1 @@
+"""Two Alembic histories, `write/` and `read/`, with one shared `env.py`."""

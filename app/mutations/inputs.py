@@ -1,10 +1,11 @@
-"""The contract's mutation inputs, and the commands they become."""
+"""The contract's mutation inputs, and the commands they become (ids parsed here, once)."""
 
 from __future__ import annotations
 
 import strawberry
 
-from app.scalars import Long, given
+from app.graphql.ids import parse_id
+from app.graphql.scalars import Long, given
 from app.write import commands
 
 
@@ -48,7 +49,7 @@ class ChangeProductPriceInput:
     def command(self) -> commands.ChangeProductPrice:
         return commands.ChangeProductPrice(
             command_id=given(self.command_id),
-            product_id=self.product_id,
+            product_id=parse_id(self.product_id),
             price_cents=self.price_cents,
             expected_version=given(self.expected_version),
         )
@@ -62,7 +63,9 @@ class RestockProductInput:
 
     def command(self) -> commands.RestockProduct:
         return commands.RestockProduct(
-            command_id=given(self.command_id), product_id=self.product_id, quantity=self.quantity
+            command_id=given(self.command_id),
+            product_id=parse_id(self.product_id),
+            quantity=self.quantity,
         )
 
 
@@ -81,9 +84,9 @@ class PlaceOrderInput:
     def command(self) -> commands.PlaceOrder:
         return commands.PlaceOrder(
             command_id=given(self.command_id),
-            customer_id=self.customer_id,
+            customer_id=parse_id(self.customer_id),
             lines=tuple(
-                commands.OrderLine(product_id=line.product_id, quantity=line.quantity)
+                commands.OrderLine(product_id=parse_id(line.product_id), quantity=line.quantity)
                 for line in self.lines
             ),
         )
@@ -98,7 +101,7 @@ class PayOrderInput:
     def command(self) -> commands.PayOrder:
         return commands.PayOrder(
             command_id=given(self.command_id),
-            order_id=self.order_id,
+            order_id=parse_id(self.order_id),
             expected_version=given(self.expected_version),
         )
 
@@ -112,7 +115,7 @@ class ShipOrderInput:
     def command(self) -> commands.ShipOrder:
         return commands.ShipOrder(
             command_id=given(self.command_id),
-            order_id=self.order_id,
+            order_id=parse_id(self.order_id),
             expected_version=given(self.expected_version),
         )
 
@@ -127,7 +130,7 @@ class CancelOrderInput:
     def command(self) -> commands.CancelOrder:
         return commands.CancelOrder(
             command_id=given(self.command_id),
-            order_id=self.order_id,
+            order_id=parse_id(self.order_id),
             reason=given(self.reason),
             expected_version=given(self.expected_version),
         )

@@ -7,12 +7,16 @@ from typing import Any, TypeVar
 import strawberry
 from strawberry.types import Info
 
-from app.context import Context
-from app.queries.consistency import customer_after_write, order_after_write, product_after_write
+from app.graphql.context import Context
+from app.queries.read_your_writes import (
+    customer_after_write,
+    order_after_write,
+    product_after_write,
+)
 from app.queries.types import Customer, Order, Product
-from app.write.bus import Accepted
 from app.write.domain.errors import ErrorCode
 from app.write.domain.errors import UserError as DomainUserError
+from app.write.executor import Accepted
 
 strawberry.enum(ErrorCode, name="ErrorCode")  # the domain's codes are the contract's
 

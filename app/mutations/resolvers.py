@@ -7,7 +7,7 @@ from typing import TypeVar
 import strawberry
 from strawberry.types import Info
 
-from app.context import Context
+from app.graphql.context import Context
 from app.mutations import inputs
 from app.mutations.payloads import CustomerPayload, OrderPayload, ProductPayload, accepted, rejected
 from app.write.commands import Command

@@ -1,1 +1,1 @@
-"""Projections: one module per read model, and the runner that feeds them events."""
+"""Projections: one module per read model, its tables, and the registry of them all."""

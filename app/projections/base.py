@@ -9,20 +9,10 @@ from typing import ClassVar
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.events import RecordedEvent
+from app.events import Event, RecordedEvent
+from app.projections.change_keys import ChangedKeys
+from app.projections.names import ProjectionName
 from app.projections.tables import APPLIED
-
-ChangedKeys = set[str]
-
-
-def order_key(order_id: object) -> str:
-    """The change key announced when an order's read model changed."""
-    return f"order:{order_id}"
-
-
-def customer_orders_key(customer_id: object) -> str:
-    """The change key announced when one of a customer's orders changed."""
-    return f"customer-orders:{customer_id}"
 
 
 class Projection(ABC):
@@ -34,10 +24,15 @@ class Projection(ABC):
     tables it owns, rebuilt and swapped together with its guard.
     """
 
-    name: ClassVar[str]
+    name: ClassVar[ProjectionName]
     aggregate_types: ClassVar[frozenset[str]]
-    handles: ClassVar[frozenset[str]]
+    handles: ClassVar[frozenset[type[Event]]]
     tables: ClassVar[tuple[Table, ...]]
+
+    @property
+    def handled_type_names(self) -> frozenset[str]:
+        """The names of the event types in `handles`, as stored and sent."""
+        return frozenset(event_type.type_name() for event_type in self.handles)
 
     @property
     def applied(self) -> Table:

@@ -16,20 +16,17 @@ from sqlalchemy import ColumnElement, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.events import CustomerRegistered, OrderCancelled, OrderPlaced, RecordedEvent
-from app.projections.base import ChangedKeys, Projection
+from app.projections.base import Projection
+from app.projections.change_keys import ChangedKeys, customer_key
+from app.projections.names import ProjectionName
 from app.projections.tables import customer_summary
 from app.projections.upserts import Excluded, Row, added, given_or_kept, greatest, latest, upsert
 
 
-def customer_key(customer_id: object) -> str:
-    """The change key announced when a customer's summary changed."""
-    return f"customer:{customer_id}"
-
-
 class CustomerSummary(Projection):
-    name = "customer_summary"
+    name = ProjectionName.CUSTOMER_SUMMARY
     aggregate_types = frozenset({"Customer", "Order"})
-    handles = frozenset({"CustomerRegistered", "OrderPlaced", "OrderCancelled"})
+    handles = frozenset({CustomerRegistered, OrderPlaced, OrderCancelled})
     tables = (customer_summary,)
 
     async def apply(

@@ -16,22 +16,19 @@ from sqlalchemy import ColumnElement, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.events import OrderCancelled, OrderPlaced, RecordedEvent
-from app.projections.base import ChangedKeys, Projection
+from app.projections.base import Projection
+from app.projections.change_keys import ChangedKeys, daily_sales_key
+from app.projections.names import ProjectionName
 from app.projections.tables import daily_sales
 from app.projections.upserts import Excluded, Row, added, upsert, utc_day
 
 _COUNTERS = ("orders_placed", "orders_cancelled", "items_sold", "revenue_cents")
 
 
-def daily_sales_key(day: date) -> str:
-    """The change key announced when a day's sales changed."""
-    return f"daily-sales:{day.isoformat()}"
-
-
 class DailySales(Projection):
-    name = "daily_sales"
+    name = ProjectionName.DAILY_SALES
     aggregate_types = frozenset({"Order"})
-    handles = frozenset({"OrderPlaced", "OrderCancelled"})
+    handles = frozenset({OrderPlaced, OrderCancelled})
     tables = (daily_sales,)
 
     async def apply(

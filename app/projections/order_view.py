@@ -23,7 +23,9 @@ from app.events import (
     RecordedEvent,
 )
 from app.events.types import OrderEvent
-from app.projections.base import ChangedKeys, Projection, customer_orders_key, order_key
+from app.projections.base import Projection
+from app.projections.change_keys import ChangedKeys, customer_orders_key, order_key
+from app.projections.names import ProjectionName
 from app.projections.tables import order_view
 from app.projections.upserts import Row
 
@@ -46,9 +48,9 @@ _UPDATE = (
 
 
 class OrderView(Projection):
-    name = "order_view"
+    name = ProjectionName.ORDER_VIEW
     aggregate_types = frozenset({"Order"})
-    handles = frozenset({"OrderPlaced", "OrderPaid", "OrderShipped", "OrderCancelled"})
+    handles = frozenset({OrderPlaced, OrderPaid, OrderShipped, OrderCancelled})
     tables = (order_view,)
 
     async def apply(
@@ -59,7 +61,7 @@ class OrderView(Projection):
         keys: ChangedKeys = set()
         for recorded in events:
             event = recorded.event
-            if not isinstance(event, OrderEvent) or event.type_name() not in self.handles:
+            if not isinstance(event, OrderEvent) or type(event) not in self.handles:
                 continue
             keys |= {order_key(event.order_id), customer_orders_key(event.customer_id)}
             if isinstance(event, OrderPlaced):

@@ -24,27 +24,18 @@ from app.events import (
     ProductRestocked,
     RecordedEvent,
 )
-from app.projections.base import ChangedKeys, Projection
+from app.projections.base import Projection
+from app.projections.change_keys import ChangedKeys, product_key
+from app.projections.names import ProjectionName
 from app.projections.tables import product_catalogue
 from app.projections.upserts import Excluded, Row, added, given_or_kept, greatest, upsert
 
 
-def product_key(product_id: object) -> str:
-    """The change key announced when a product's catalogue entry changed."""
-    return f"product:{product_id}"
-
-
 class ProductCatalogue(Projection):
-    name = "product_catalogue"
+    name = ProjectionName.PRODUCT_CATALOGUE
     aggregate_types = frozenset({"Product", "Order"})
     handles = frozenset(
-        {
-            "ProductCreated",
-            "ProductPriceChanged",
-            "ProductRestocked",
-            "OrderPlaced",
-            "OrderCancelled",
-        }
+        {ProductCreated, ProductPriceChanged, ProductRestocked, OrderPlaced, OrderCancelled}
     )
     tables = (product_catalogue,)
 

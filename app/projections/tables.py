@@ -1,7 +1,7 @@
 """The read store: denormalized read tables, one set per projection, and their bookkeeping.
 
 Tables are named without a schema on purpose: a rebuild fills shadow copies in another
-schema by setting the search path, then swaps them in (see app.projections.rebuild).
+schema by setting the search path, then swaps them in (see app.pipeline.rebuild).
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
 
+from app.projections.names import ProjectionName
+
 metadata = MetaData()
 _TIME = TIMESTAMP(timezone=True)
 
 
-def applied_table(projection: str) -> Table:
+def applied_table(projection: ProjectionName) -> Table:
     """The version guard of one projection: the last version applied per aggregate.
 
     An event at or below it is a redelivery and is skipped, which turns at-least-once delivery
@@ -62,8 +64,9 @@ dead_letters = Table(
     Column("parked_at", _TIME, nullable=False),
 )
 
+# Each projection's read table is named after it.
 order_view = Table(
-    "order_view",
+    ProjectionName.ORDER_VIEW,
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("customer_id", UUID(as_uuid=True), nullable=False),
@@ -84,7 +87,7 @@ order_view = Table(
 # travel on other partitions), so these rows are upserted from either side: counters are
 # added to, and a row is shown only once its own creation event set version >= 1.
 customer_summary = Table(
-    "customer_summary",
+    ProjectionName.CUSTOMER_SUMMARY,
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("email", Text),
@@ -97,7 +100,7 @@ customer_summary = Table(
 )
 
 product_catalogue = Table(
-    "product_catalogue",
+    ProjectionName.PRODUCT_CATALOGUE,
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("sku", Text),
@@ -110,7 +113,7 @@ product_catalogue = Table(
 )
 
 daily_sales = Table(
-    "daily_sales",
+    ProjectionName.DAILY_SALES,
     metadata,
     Column("day", Date, primary_key=True),
     Column("orders_placed", Integer, nullable=False, server_default="0"),
@@ -119,5 +122,4 @@ daily_sales = Table(
     Column("revenue_cents", BigInteger, nullable=False, server_default="0"),
 )
 
-PROJECTION_NAMES = ("order_view", "customer_summary", "product_catalogue", "daily_sales")
-APPLIED = {name: applied_table(name) for name in PROJECTION_NAMES}
+APPLIED = {name: applied_table(name) for name in ProjectionName}

@@ -13,8 +13,8 @@ from uuid import UUID
 
 from strawberry.types import Info
 
-from app.context import Context
-from app.error_masking import ClientError
+from app.graphql.context import Context
+from app.graphql.errors import ClientError
 from app.security.principal import Principal
 
 

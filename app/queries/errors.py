@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from app.error_masking import ClientError
+from app.graphql.errors import ClientError
 
 
 class InvalidArgument(ClientError):

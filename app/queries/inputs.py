@@ -7,12 +7,12 @@ from enum import Enum
 
 import strawberry
 
-from app.ids import parse_id
+from app.events.text import storable
+from app.graphql.ids import parse_id
+from app.graphql.scalars import Long, given
 from app.queries.errors import InvalidArgument
 from app.queries.listings import MAX_SEARCH_LENGTH, OrderCriteria
-from app.queries.pagination import storable_text
 from app.queries.types import OrderStatus
-from app.scalars import Long, given
 
 
 @strawberry.enum
@@ -68,7 +68,7 @@ class ProductFilter:
         text = given(self.search)
         if text is not None and len(text) > MAX_SEARCH_LENGTH:
             raise InvalidArgument(f"search must be at most {MAX_SEARCH_LENGTH} characters")
-        if text is not None and not storable_text(text):
+        if text is not None and not storable(text):
             raise InvalidArgument("search must not contain NUL characters or lone surrogates")
         return text or None
 

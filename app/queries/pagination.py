@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeEngine
 
+from app.events.text import storable
 from app.queries.errors import InvalidArgument
 
 MAX_PAGE_SIZE = 100
@@ -41,7 +41,6 @@ DEFAULT_PAGE_SIZE = 20
 _FORMAT = 1
 _MAX_CURSOR_LENGTH = 2048
 _BIGINT = 2**63
-_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 Kind = Literal["time", "int", "text", "uuid"]
 _SQL_TYPES: dict[str, TypeEngine[Any]] = {
@@ -220,15 +219,9 @@ def _loaded(kind: Kind, value: Any) -> Any:
             raise ValueError("out of range")
         return number
     text = _of(value, str)
-    if not storable_text(text):  # no stored name holds what PostgreSQL text cannot
+    if not storable(text):  # no stored name holds what PostgreSQL text cannot
         raise ValueError("NUL or a lone surrogate in a cursor")
     return text
-
-
-def storable_text(text: str) -> bool:
-    """True when PostgreSQL text can hold the string: no NUL, no lone surrogate (JSON's
-    "\\ud800" decodes to one, and it has no UTF-8 form, so the driver could not send it)."""
-    return _UNSTORABLE.search(text) is None
 
 
 def _of(value: Any, kind: type) -> Any:

@@ -10,19 +10,11 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.types import Info
 
-from app.context import Context
+from app.graphql.context import Context, Services
+from app.pipeline.status import projection_statuses
 from app.projections.registry import PROJECTIONS
-from app.projections.status import projection_statuses
 from app.queries import access
 from app.queries.connections import Connection, paged
-from app.queries.consistency import (
-    CUSTOMER_READS,
-    ORDER_READS,
-    PRODUCT_READS,
-    SALES_READS,
-    visible_order,
-    wait_for_token,
-)
 from app.queries.inputs import CustomerOrderBy, OrderFilter, ProductFilter, ProductOrderBy
 from app.queries.listings import (
     CUSTOMER_ORDERINGS,
@@ -32,10 +24,17 @@ from app.queries.listings import (
     orders_listing,
     products_listing,
 )
+from app.queries.read_your_writes import (
+    CUSTOMER_READS,
+    ORDER_READS,
+    PRODUCT_READS,
+    SALES_READS,
+    visible_order,
+    wait_for_token,
+)
 from app.queries.rows import read_customer, read_order, read_product
 from app.queries.sales import read_sales_report
 from app.queries.types import Customer, DailySales, Order, Product, ProjectionStatus
-from app.services import Services
 
 ConsistentWith = Annotated[
     str | None,

@@ -8,7 +8,7 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, RowMapping, Select, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.ids import parse_id
+from app.graphql.ids import parse_id
 from app.projections.tables import customer_summary, order_view, product_catalogue
 
 # Rows at version 0 were made by an order's events before the customer's or product's own

@@ -6,7 +6,7 @@ import strawberry
 from strawberry.types import Info
 
 from app import __version__
-from app.context import Context
+from app.graphql.context import Context
 
 
 @strawberry.type(description="The process that answered this request.")

@@ -11,12 +11,12 @@ import strawberry
 from sqlalchemy import RowMapping
 from strawberry.types import Info
 
-from app.context import Context
-from app.ids import parse_id
-from app.projections import status as projection_status
+from app.graphql.context import Context
+from app.graphql.ids import parse_id
+from app.graphql.scalars import Long
+from app.pipeline import status as projection_status
 from app.queries.connections import Connection, paged
 from app.queries.listings import OrderCriteria, orders_listing
-from app.scalars import Long
 
 
 @strawberry.enum

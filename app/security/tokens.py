@@ -10,8 +10,8 @@ from collections.abc import Mapping
 
 import jwt
 
+from app.config.settings import Settings
 from app.security.principal import LOCAL_ADMIN, Principal, UserRole
-from app.settings import Settings
 
 _ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 _REQUIRED_CLAIMS = ["exp", "sub", "role"]

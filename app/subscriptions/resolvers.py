@@ -18,12 +18,13 @@ from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.types import Info
 
-from app.context import Context
-from app.events.consistency import MalformedTokenError
-from app.ids import parse_id
-from app.projections.base import customer_orders_key, order_key
-from app.projections.change_feed import Watch
-from app.projections.consistency import wait_until_applied
+from app.events.consistency_token import MalformedTokenError
+from app.graphql.context import Context
+from app.graphql.ids import parse_id
+from app.pipeline.catch_up import wait_until_applied
+from app.pipeline.change_feed import Watch
+from app.projections.change_keys import ChangeKey, KeyKind, customer_orders_key, order_key
+from app.projections.names import ProjectionName
 from app.projections.registry import PROJECTIONS
 from app.projections.tables import order_view
 from app.queries import access
@@ -35,7 +36,7 @@ from app.subscriptions.types import CaughtUp
 
 MAX_TIMEOUT_MS = 60_000
 MIN_INTERVAL_MS = 200
-_ORDER_VIEW = ("order_view",)
+_ORDER_VIEW = (ProjectionName.ORDER_VIEW,)
 _RESYNC_LIMIT = 100
 _REMEMBERED = 10_000
 
@@ -172,15 +173,15 @@ class _Shown:
 
 
 async def _changed_orders(
-    engine: AsyncEngine, changed: set[str], customer: UUID | None, resync: bool
+    engine: AsyncEngine, changed: set[ChangeKey], customer: UUID | None, resync: bool
 ) -> Sequence[RowMapping]:
     """The announced orders (of the customer, if given); after a resync, the latest ones."""
-    ids = [parse_id(key.removeprefix("order:")) for key in changed if key.startswith("order:")]
+    ids = [key.subject for key in changed if key.kind is KeyKind.ORDER]
     query = select(order_view)
     if resync:  # announcements may have been lost: look at what changed most recently
         query = query.order_by(order_view.c.updated_at.desc()).limit(_RESYNC_LIMIT)
     elif ids:
-        query = query.where(order_view.c.id.in_([i for i in ids if i is not None]))
+        query = query.where(order_view.c.id.in_(ids))
     else:
         return []
     if customer is not None:

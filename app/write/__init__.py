@@ -1,1 +1,1 @@
-"""The write side: domain model, command bus and handlers, unit of work, outbox."""
+"""The write side: domain model, command bus, executor and handlers, unit of work, outbox."""

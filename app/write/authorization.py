@@ -7,12 +7,11 @@ someone else's order is reported exactly as a missing one, so its existence does
 
 from __future__ import annotations
 
-from app.ids import parse_id
 from app.security.principal import Principal
 from app.write import commands
 from app.write.commands import Command
 from app.write.domain.errors import ErrorCode, reject
-from app.write.unit_of_work import UnitOfWork
+from app.write.ports import UnitOfWork
 
 ADMIN_ONLY: tuple[type[Command], ...] = (
     commands.RegisterCustomer,
@@ -36,12 +35,12 @@ async def command_rules(principal: Principal | None, command: Command, uow: Unit
     if isinstance(command, ADMIN_ONLY):
         raise reject(ErrorCode.FORBIDDEN, f"{name} needs the admin role")
     if isinstance(command, commands.PlaceOrder):
-        if not principal.is_customer(parse_id(command.customer_id)):
+        if not principal.is_customer(command.customer_id):
             raise reject(
                 ErrorCode.FORBIDDEN, "a customer places orders only for themselves", "customerId"
             )
     elif isinstance(command, commands.PayOrder | commands.CancelOrder):
-        order_id = parse_id(command.order_id)
-        owner = await uow.orders.owner(order_id) if order_id else None
+        order_id = command.order_id
+        owner = await uow.orders.owner(order_id) if order_id is not None else None
         if not principal.is_customer(owner):
             raise reject(ErrorCode.NOT_FOUND, "no such order", "orderId")

@@ -1,23 +1,27 @@
 """Command handlers: load what the command concerns, let the domain decide, hand back the result.
 
-The transaction middleware opens the unit of work and commits it; a handler only reads and
-changes aggregates through it, and returns the aggregate the command is about.
+The executor opens the unit of work and commits it; a handler only reads and changes
+aggregates through it, and returns the aggregate the command is about.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from uuid import UUID
 
-from app.ids import parse_id
 from app.write import commands
-from app.write.bus import Handler
 from app.write.commands import Command
+from app.write.domain.aggregate import Aggregate
 from app.write.domain.customer import Customer
 from app.write.domain.errors import ErrorCode, reject
 from app.write.domain.order import LineRequest, Order, check_lines
 from app.write.domain.product import Product
-from app.write.unit_of_work import UnitOfWork
+from app.write.ports import UnitOfWork
+
+C = TypeVar("C", bound=Command)
+Handler = Callable[[C, UnitOfWork], Awaitable[Aggregate]]
 
 
 async def register_customer(command: commands.RegisterCustomer, uow: UnitOfWork) -> Customer:
@@ -51,11 +55,11 @@ async def restock_product(command: commands.RestockProduct, uow: UnitOfWork) -> 
 
 
 async def place_order(command: commands.PlaceOrder, uow: UnitOfWork) -> Order:
-    requests = [LineRequest(parse_id(line.product_id), line.quantity) for line in command.lines]
+    requests = [LineRequest(line.product_id, line.quantity) for line in command.lines]
     check_lines(requests)  # before loading anything
-    customer_id = parse_id(command.customer_id)
-    customer = await uow.customers.get(customer_id) if customer_id else None
-    products = await uow.products.lock(r.product_id for r in requests if r.product_id)
+    customer_id = command.customer_id
+    customer = await uow.customers.get(customer_id) if customer_id is not None else None
+    products = await uow.products.lock(r.product_id for r in requests if r.product_id is not None)
     order = Order.place(uuid.uuid4(), customer, requests, products, uow.clock())
     uow.orders.add(order)
     return order
@@ -81,29 +85,52 @@ async def cancel_order(command: commands.CancelOrder, uow: UnitOfWork) -> Order:
     return order
 
 
-async def _locked_product(uow: UnitOfWork, raw_id: str) -> Product:
-    product_id = parse_id(raw_id)
-    found = await uow.products.lock([product_id]) if product_id else {}
+async def _locked_product(uow: UnitOfWork, product_id: UUID | None) -> Product:
+    found = await uow.products.lock([product_id]) if product_id is not None else {}
     if product_id is None or product_id not in found:
         raise reject(ErrorCode.NOT_FOUND, "no such product", "productId")
     return found[product_id]
 
 
-async def _locked_order(uow: UnitOfWork, raw_id: str) -> Order:
-    order_id = parse_id(raw_id)
-    order = await uow.orders.lock(order_id) if order_id else None
+async def _locked_order(uow: UnitOfWork, order_id: UUID | None) -> Order:
+    order = await uow.orders.lock(order_id) if order_id is not None else None
     if order is None:
         raise reject(ErrorCode.NOT_FOUND, "no such order", "orderId")
     return order
 
 
-HANDLERS: Mapping[type[Command], Handler] = {
-    commands.RegisterCustomer: register_customer,
-    commands.CreateProduct: create_product,
-    commands.ChangeProductPrice: change_product_price,
-    commands.RestockProduct: restock_product,
-    commands.PlaceOrder: place_order,
-    commands.PayOrder: pay_order,
-    commands.ShipOrder: ship_order,
-    commands.CancelOrder: cancel_order,
-}
+class Handlers:
+    """Which handler runs each type of command, one each."""
+
+    def __init__(self) -> None:
+        self._by_type: dict[type[Command], Handler[Command]] = {}
+
+    def add(self, command_type: type[C], handler: Handler[C]) -> Handlers:
+        """Let `handler` run commands of `command_type`; the type checker sees that it can."""
+
+        async def run(command: Command, uow: UnitOfWork) -> Aggregate:
+            assert isinstance(command, command_type)
+            return await handler(command, uow)
+
+        self._by_type[command_type] = run
+        return self
+
+    def __contains__(self, command_type: type[Command]) -> bool:
+        return command_type in self._by_type
+
+    async def handle(self, command: Command, uow: UnitOfWork) -> Aggregate:
+        """Run the command's handler and return the aggregate the command concerned."""
+        return await self._by_type[type(command)](command, uow)
+
+
+HANDLERS = (
+    Handlers()
+    .add(commands.RegisterCustomer, register_customer)
+    .add(commands.CreateProduct, create_product)
+    .add(commands.ChangeProductPrice, change_product_price)
+    .add(commands.RestockProduct, restock_product)
+    .add(commands.PlaceOrder, place_order)
+    .add(commands.PayOrder, pay_order)
+    .add(commands.ShipOrder, ship_order)
+    .add(commands.CancelOrder, cancel_order)
+)

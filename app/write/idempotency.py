@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.events.text import storable
 from app.write.commands import Command
-from app.write.domain import rules
 from app.write.domain.errors import ErrorCode, reject
 from app.write.tables import idempotency
 
@@ -22,8 +24,46 @@ def input_hash(command: Command) -> str:
     """A digest of the command's input, without its commandId."""
     fields = dataclasses.asdict(command)
     fields.pop("command_id")
+    # UUIDs are written as their canonical text, as the ids were before commands parsed them.
     text = json.dumps([type(command).__name__, fields], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """What is kept of an accepted command that carried a commandId."""
+
+    command_name: str
+    input_hash: str
+    result: dict[str, Any]
+
+    @classmethod
+    def of(cls, command: Command, result: dict[str, Any]) -> Remembered:
+        return cls(type(command).__name__, input_hash(command), result)
+
+    def replay(self, command: Command) -> dict[str, Any]:
+        """The first result again, if the command repeats the one remembered; else Rejected."""
+        if (self.command_name, self.input_hash) != (type(command).__name__, input_hash(command)):
+            raise reject(
+                ErrorCode.COMMAND_ID_REUSED,
+                "this commandId was used before with a different input",
+                "commandId",
+            )
+        return self.result
+
+
+def checked_id(command: Command) -> str:
+    """The command's commandId, or Rejected if it cannot be one."""
+    command_id = command.command_id
+    assert command_id is not None
+    if not 1 <= len(command_id) <= MAX_COMMAND_ID_LENGTH or not storable(command_id):
+        raise reject(
+            ErrorCode.VALIDATION,
+            f"commandId must be 1 to {MAX_COMMAND_ID_LENGTH} characters, "
+            "without NUL characters or lone surrogates",
+            "commandId",
+        )
+    return command_id
 
 
 class IdempotencyRecords:
@@ -38,7 +78,7 @@ class IdempotencyRecords:
         Takes a transaction-scoped lock on the id first, so two concurrent commands with one
         id run one after the other and the second sees the first's result.
         """
-        command_id = _checked_id(command)
+        command_id = checked_id(command)
         lock_key = func.hashtextextended(command_id, 0)
         await self.connection.execute(select(func.pg_advisory_xact_lock(lock_key)))
         row = (
@@ -48,35 +88,16 @@ class IdempotencyRecords:
         ).one_or_none()
         if row is None:
             return None
-        if (row.command_name, row.input_hash) != (type(command).__name__, input_hash(command)):
-            raise reject(
-                ErrorCode.COMMAND_ID_REUSED,
-                "this commandId was used before with a different input",
-                "commandId",
-            )
-        result: dict[str, Any] = row.result
-        return result
+        return Remembered(row.command_name, row.input_hash, row.result).replay(command)
 
-    async def remember(self, command: Command, result: dict[str, Any], now: object) -> None:
+    async def remember(self, command: Command, result: dict[str, Any], now: datetime) -> None:
+        remembered = Remembered.of(command, result)
         await self.connection.execute(
             insert(idempotency).values(
                 command_id=command.command_id,
-                command_name=type(command).__name__,
-                input_hash=input_hash(command),
-                result=result,
+                command_name=remembered.command_name,
+                input_hash=remembered.input_hash,
+                result=remembered.result,
                 created_at=now,
             )
         )
-
-
-def _checked_id(command: Command) -> str:
-    command_id = command.command_id
-    assert command_id is not None
-    if not 1 <= len(command_id) <= MAX_COMMAND_ID_LENGTH or not rules.storable(command_id):
-        raise reject(
-            ErrorCode.VALIDATION,
-            f"commandId must be 1 to {MAX_COMMAND_ID_LENGTH} characters, "
-            "without NUL characters or lone surrogates",
-            "commandId",
-        )
-    return command_id

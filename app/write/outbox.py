@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.events import RecordedEvent, encode
+from app.events.consistency_token import AggregateVersion
 from app.write.domain.aggregate import Aggregate
 from app.write.tables import outbox
 
@@ -22,6 +23,20 @@ def record(aggregates: Iterable[Aggregate], now: datetime) -> list[RecordedEvent
         RecordedEvent(uuid.uuid4(), version, now, event)
         for aggregate in aggregates
         for version, event in aggregate.pending
+    ]
+
+
+def produced(aggregates: Iterable[Aggregate]) -> list[AggregateVersion]:
+    """Each aggregate version the pending events of these aggregates will create."""
+    return [
+        AggregateVersion(
+            events[-1][1].aggregate_type,
+            aggregate.id,
+            aggregate.version,
+            tuple(event.type_name() for _, event in events),
+        )
+        for aggregate in aggregates
+        if (events := aggregate.pending)
     ]
 
 

@@ -1,4 +1,4 @@
-"""The unit of work: one write-store transaction holding a command's rows, events and record."""
+"""The PostgreSQL unit of work: one transaction holding a command's rows, events and record."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 
 from app.adapters.postgres import driver_error
 from app.events import RecordedEvent
-from app.events.consistency import AggregateVersion
+from app.events.consistency_token import AggregateVersion
 from app.write import outbox
 from app.write.domain.aggregate import Aggregate
 from app.write.domain.errors import ErrorCode, Rejected, reject
@@ -31,8 +31,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class UnitOfWork:
-    """Open a transaction, hand out repositories on it, and commit everything or nothing."""
+class PostgresUnitOfWork:
+    """Open a write-store transaction, hand out repositories on it, commit all or nothing."""
 
     def __init__(self, engine: AsyncEngine, clock: Clock = utc_now) -> None:
         self._engine = engine
@@ -40,7 +40,7 @@ class UnitOfWork:
         self._connection: AsyncConnection | None = None
         self._transaction: AsyncTransaction | None = None
 
-    async def __aenter__(self) -> UnitOfWork:
+    async def __aenter__(self) -> PostgresUnitOfWork:
         self._connection = await self._engine.connect()
         self._transaction = await self._connection.begin()
         self.customers = CustomerRepository(self._connection)
@@ -74,16 +74,7 @@ class UnitOfWork:
 
     def produced(self) -> list[AggregateVersion]:
         """Each aggregate version the command's events will create."""
-        return [
-            AggregateVersion(
-                events[-1][1].aggregate_type,
-                aggregate.id,
-                aggregate.version,
-                tuple(event.type_name() for _, event in events),
-            )
-            for aggregate in self.touched()
-            if (events := aggregate.pending)
-        ]
+        return outbox.produced(self.touched())
 
     async def commit(self) -> list[RecordedEvent]:
         """Write the aggregates and their events, then commit; return the events stored."""

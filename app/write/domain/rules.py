@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from app.events.text import storable
 from app.write.domain.errors import ErrorCode, Path, UserError
 
 MAX_NAME_LENGTH = 200
@@ -17,20 +18,12 @@ MAX_LINE_QUANTITY = 10_000
 MAX_REASON_LENGTH = 500
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# PostgreSQL text holds neither NUL nor a lone surrogate (JSON's "\ud800" decodes to one, and it
-# has no UTF-8 form): such a string must be refused here, not fail in the driver.
-_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s.\x00-\x1f\x7f]+(\.[^@\s.\x00-\x1f\x7f]+)+")
 _SKU = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _error(message: str, field: Path) -> UserError:
     return UserError(ErrorCode.VALIDATION, message, field)
-
-
-def storable(value: str) -> bool:
-    """True when PostgreSQL text can hold the string: no NUL, no lone surrogate."""
-    return _UNSTORABLE.search(value) is None
 
 
 def email(value: str, errors: list[UserError], field: Path = ("email",)) -> str:

@@ -1,0 +1,1 @@
+"""Settings and the log format: what every layer may read."""

@@ -1,0 +1,2 @@
+"""What the GraphQL surface shares: the typed context, scalars, ids, error masking, role
+rules."""

@@ -1,0 +1,226 @@
+"""Consume one partition stream for one projection while this worker holds its lease."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.adapters.redis import RedisClient
+from app.config.settings import Settings
+from app.events import UnknownEventError
+from app.events.serialization import from_stream_fields
+from app.events.streams import acked_key, changes_channel, group_name, stream_key
+from app.pipeline.applier import BatchResult, Delivery, OutOfOrder, apply_batch, park
+from app.pipeline.cancellation import reraise_if_cancelling
+from app.pipeline.change_feed import announcement
+from app.pipeline.dead_letters import park_undecodable
+from app.pipeline.leases import Unit
+from app.projections.base import Projection
+
+log = logging.getLogger("app.projections")
+
+# Acknowledge, count what was acknowledged (for lag), and announce the changed keys, if
+# any, in one round trip. The channel is not a key: pub/sub reaches every node of a cluster.
+_ACK = """
+local n = redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 4))
+redis.call('INCRBY', KEYS[2], n)
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return n
+"""
+_ACK_CHUNK = 1000
+Entry = tuple[str, dict[str, str]]
+
+
+def is_transient(error: BaseException) -> bool:
+    """Infrastructure trouble (try the batch again later), not a poison event."""
+    if isinstance(error, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+class PartitionConsumer:
+    """Reads a partition through the projection's consumer group and applies it in batches."""
+
+    def __init__(
+        self,
+        projection: Projection,
+        unit: Unit,
+        consumer: str,
+        settings: Settings,
+        redis: RedisClient,
+        engine: AsyncEngine,
+    ) -> None:
+        self.projection = projection
+        self.settings = settings
+        self.redis = redis
+        self.engine = engine
+        self.consumer = consumer
+        self.stream = stream_key(settings.redis_prefix, unit.partition)
+        self.acked = acked_key(settings.redis_prefix, unit.partition, projection.name)
+        self.group = group_name(projection.name)
+        self.channel = changes_channel(settings.redis_prefix)
+        self._ack = redis.register_script(_ACK)
+
+    async def run(self) -> None:
+        """Until cancelled: take over what a previous holder left, then read new entries.
+
+        Trouble with Redis or the read store pauses the partition and starts again from this
+        consumer's unacknowledged entries, so nothing read is ever dropped.
+        """
+        backoff, outage = 0.2, False
+        while True:
+            try:
+                await self.ensure_group()
+                await self.take_over()
+                if outage:
+                    log.warning("%s %s: consuming again", self.projection.name, self.stream)
+                    outage = False
+                await self.consume()
+            except OutOfOrder as error:
+                # Another consumer still holds the earlier entries: take them over, read again.
+                log.warning("%s %s: %s; reading again", self.projection.name, self.stream, error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            except (RedisError, OperationalError, InterfaceError, OSError, TimeoutError) as error:
+                reraise_if_cancelling()
+                if not outage:  # once per outage, not per try
+                    log.error("%s %s: paused: %s", self.projection.name, self.stream, error)
+                    outage = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            else:
+                backoff = 0.2
+
+    async def consume(self) -> None:
+        backlog = True  # our own pending entries first
+        while True:
+            try:
+                entries = await self.read(backlog)
+            except ResponseError as error:
+                if "NOGROUP" not in str(error):
+                    raise
+                log.warning("%s: consumer group gone (Redis lost its data?)", self.stream)
+                return
+            backlog = backlog and bool(entries)
+            if entries:
+                await self.process(entries)
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    async def take_over(self) -> None:
+        """Claim every entry another consumer of the group read but never acknowledged."""
+        cursor = "0-0"
+        while True:
+            # Not JUSTID: redis-py then drops the cursor from the reply.
+            reply: Any = await self.redis.xautoclaim(
+                self.stream, self.group, self.consumer, min_idle_time=0, start_id=cursor,
+                count=self.settings.projector_batch_size,
+            )  # fmt: skip
+            cursor = reply[0]
+            if cursor in ("0-0", b"0-0"):
+                return
+
+    async def read(self, backlog: bool) -> list[Entry]:
+        reply: Any = await self.redis.xreadgroup(
+            self.group,
+            self.consumer,
+            {self.stream: "0" if backlog else ">"},
+            count=self.settings.projector_batch_size,
+            block=None if backlog else 1000,
+        )
+        if not reply:
+            return []
+        _, entries = reply[0]
+        return [(entry_id, fields) for entry_id, fields in entries if fields]
+
+    async def process(self, entries: Sequence[Entry]) -> None:
+        deliveries = await self._decode(entries)
+        result = await self._apply(deliveries)
+        said = announcement(self.projection.name, result.changed) if result.changed else ""
+        await self.acknowledge([entry_id for entry_id, _ in entries], said)
+
+    async def _decode(self, entries: Sequence[Entry]) -> list[Delivery]:
+        deliveries = []
+        for entry_id, fields in entries:
+            try:
+                deliveries.append(Delivery(entry_id, fields, from_stream_fields(fields)))
+            except UnknownEventError as error:
+                log.error("%s %s: cannot read entry %s: %s", self.projection.name, self.stream,
+                          entry_id, error)  # fmt: skip
+                async with self.engine.begin() as connection:
+                    await park_undecodable(
+                        connection, self.projection, entry_id, fields, str(error)
+                    )
+        return deliveries
+
+    async def _apply(self, deliveries: Sequence[Delivery]) -> BatchResult:
+        try:
+            async with self.engine.begin() as connection:
+                return await apply_batch(connection, self.projection, deliveries)
+        except OutOfOrder:
+            raise
+        except Exception as error:
+            reraise_if_cancelling()
+            if is_transient(error):
+                raise
+            log.warning("%s: batch of %d failed (%s); applying one by one",
+                        self.projection.name, len(deliveries), error)  # fmt: skip
+        return await self._apply_one_by_one(deliveries)
+
+    async def _apply_one_by_one(self, deliveries: Sequence[Delivery]) -> BatchResult:
+        total = BatchResult()
+        for delivery in deliveries:
+            result = await self._apply_with_retries(delivery)
+            total.applied += result.applied
+            total.skipped += result.skipped
+            total.parked += result.parked
+            total.changed |= result.changed
+        return total
+
+    async def _apply_with_retries(self, delivery: Delivery) -> BatchResult:
+        attempts = self.settings.projector_max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.engine.begin() as connection:
+                    return await apply_batch(connection, self.projection, [delivery])
+            except OutOfOrder:
+                raise
+            except Exception as error:
+                reraise_if_cancelling()
+                if is_transient(error):
+                    raise
+                if attempt == attempts:
+                    return await self._park(delivery, error, attempts)
+                await asyncio.sleep(0.1 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def _park(self, delivery: Delivery, error: Exception, attempts: int) -> BatchResult:
+        event = delivery.event
+        log.error(
+            "%s: parking %s %s v%d after %d attempts: %s", self.projection.name,
+            event.event_type, event.aggregate_id, event.aggregate_version, attempts, error,
+        )  # fmt: skip
+        reason = f"{type(error).__name__}: {error}"
+        async with self.engine.begin() as connection:
+            await park(connection, self.projection, [delivery], reason, attempts)
+        return BatchResult(parked=1)
+
+    async def acknowledge(self, entry_ids: Sequence[str], announcement: str = "") -> None:
+        """XACK after the commit, count what was acknowledged (for lag), and then announce
+        what changed (with the last chunk)."""
+        for start in range(0, len(entry_ids), _ACK_CHUNK):
+            chunk = entry_ids[start : start + _ACK_CHUNK]
+            last = start + _ACK_CHUNK >= len(entry_ids)
+            args = [self.group, self.channel, announcement if last else "", *chunk]
+            await self._ack(keys=[self.stream, self.acked], args=args)

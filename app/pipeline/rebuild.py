@@ -1,0 +1,241 @@
+"""Rebuild projections from the event log without downtime.
+
+The log is replayed into shadow copies of the projection's tables (and guard) in a schema of
+their own, while the live tables keep serving and the live consumers keep applying. Then,
+in one transaction that briefly holds the live appliers off (queries still read), the shadow
+catches up with every aggregate the live guard is ahead on, and the tables are swapped.
+Nothing is missed at the swap: an event either reached the live guard (and was caught up
+from the log) or has not been applied yet and will be applied to the new tables.
+
+Several projections rebuild in one pass over the log: each batch is read and decoded once,
+then applied to every shadow at the same time, while the next batch is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.events.serialization import from_stream_fields
+from app.pipeline import event_log
+from app.pipeline.applier import Delivery, apply_batch
+from app.pipeline.cancellation import reraise_if_cancelling
+from app.pipeline.consumer import is_transient
+from app.projections.base import Projection
+from app.projections.tables import projection_state
+
+log = logging.getLogger("app.projections")
+
+Progress = Callable[[int, int], None]  # (events replayed, events in the log)
+_BATCH = 5000
+_REBUILD_LOCK = 0x5E0_2000
+
+
+class RebuildFailed(Exception):
+    """An event of the log that the projection cannot apply. The rebuild stops before its
+    swap, so the live tables go on as they were; fix the cause and rebuild again."""
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    projection: str
+    replayed: int
+    caught_up: int
+    seconds: float
+
+
+def _first_line(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+
+
+def _deliveries(logged: Sequence[event_log.LoggedEvent]) -> list[Delivery]:
+    return [Delivery(f"log:{e.position}", e.fields, from_stream_fields(e.fields)) for e in logged]
+
+
+class _Shadow:
+    """One projection's shadow tables: made, filled, caught up and swapped in."""
+
+    def __init__(self, projection: Projection, read: AsyncEngine, write: AsyncEngine) -> None:
+        self.projection = projection
+        self.read = read
+        self.write = write
+        self.shadow = f"rebuild_{projection.name}"
+        self.retired = f"retired_{projection.name}"
+        self.replayed = 0
+
+    @property
+    def lock_key(self) -> int:
+        return _REBUILD_LOCK + zlib.crc32(self.projection.name.encode()) % 1000
+
+    async def set_state(self, state: str) -> None:
+        async with self.read.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO projection_state (projection, state) VALUES (:p, :s) "
+                    "ON CONFLICT (projection) DO UPDATE SET state = :s"
+                ),
+                {"p": self.projection.name, "s": state},
+            )
+
+    async def create(self) -> None:
+        async with self.read.begin() as connection:
+            await connection.execute(text(f'DROP SCHEMA IF EXISTS "{self.shadow}" CASCADE'))
+            await connection.execute(text(f'CREATE SCHEMA "{self.shadow}"'))
+            for table in self.projection.all_tables:
+                await connection.execute(
+                    text(f'CREATE TABLE "{self.shadow}"."{table.name}" '
+                         f'(LIKE "{table.name}" INCLUDING ALL)')
+                )  # fmt: skip
+
+    async def apply(self, connection: AsyncConnection, deliveries: list[Delivery]) -> int:
+        await connection.execute(text(f'SET LOCAL search_path TO "{self.shadow}", public'))
+        # The log is replayed as it is, in order: a gap in it is not a delivery race.
+        result = await apply_batch(
+            connection, self.projection, deliveries, track_progress=False, allow_gaps=True
+        )
+        await connection.execute(text("SET LOCAL search_path TO DEFAULT"))
+        return result.applied
+
+    async def replay(self, deliveries: list[Delivery]) -> None:
+        """Apply the batch's events of this projection's aggregates, in a transaction."""
+        mine = [d for d in deliveries if d.event.aggregate_type in self.projection.aggregate_types]
+        if mine:
+            try:
+                async with self.read.begin() as connection:
+                    await self.apply(connection, mine)
+            except Exception as error:
+                reraise_if_cancelling()
+                if is_transient(error):
+                    raise
+                raise await self._culprit(mine, error) from error
+            self.replayed += len(mine)
+
+    async def _culprit(self, deliveries: list[Delivery], error: Exception) -> RebuildFailed:
+        """Apply the failed batch an event at a time, to name the event that fails."""
+        for delivery in deliveries:
+            try:
+                async with self.read.begin() as connection:
+                    await self.apply(connection, [delivery])
+            except Exception as failure:
+                reraise_if_cancelling()
+                event = delivery.event
+                return RebuildFailed(
+                    f"{self.projection.name} cannot apply {event.event_type} "
+                    f"{event.aggregate_id} v{event.aggregate_version} (event log position "
+                    f"{delivery.entry_id.removeprefix('log:')}): {_first_line(failure)}"
+                )
+        return RebuildFailed(f"{self.projection.name}: {_first_line(error)}")
+
+    async def swap(self) -> int:
+        applied = self.projection.applied.name
+        async with self.read.begin() as connection:
+            # Holds live appliers off (they lock guard rows); plain reads go on.
+            await connection.execute(text(f'LOCK TABLE "{applied}" IN EXCLUSIVE MODE'))
+            caught_up = await self._catch_up(connection)
+            await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.retired}"'))
+            for table in self.projection.all_tables:
+                await connection.execute(
+                    text(f'ALTER TABLE "{table.name}" SET SCHEMA "{self.retired}"')
+                )
+                await connection.execute(
+                    text(f'ALTER TABLE "{self.shadow}"."{table.name}" SET SCHEMA public')
+                )
+            await connection.execute(
+                update(projection_state)
+                .where(projection_state.c.projection == self.projection.name)
+                .values(state="LIVE")
+            )
+        async with self.read.begin() as connection:
+            await connection.execute(text(f'DROP SCHEMA "{self.retired}" CASCADE'))
+            await connection.execute(text(f'DROP SCHEMA "{self.shadow}" CASCADE'))
+        return caught_up
+
+    async def _catch_up(self, connection: AsyncConnection) -> int:
+        """Replay into the shadow every event the live guard has and the shadow lacks."""
+        applied = self.projection.applied.name
+        rows = await connection.execute(
+            text(
+                f'SELECT l.aggregate_id, coalesce(s.version, 0) AS version FROM "{applied}" l '
+                f'LEFT JOIN "{self.shadow}"."{applied}" s USING (aggregate_id) '
+                "WHERE s.version IS NULL OR s.version < l.version"
+            )
+        )
+        behind: dict[UUID, int] = {row.aggregate_id: row.version for row in rows}
+        if not behind:
+            return 0
+        async with self.write.connect() as source:
+            missing = await event_log.read_aggregates(source, behind)
+        return await self.apply(connection, _deliveries(missing))
+
+
+async def rebuild(
+    projections: Sequence[Projection], read: AsyncEngine, write: AsyncEngine, progress: Progress
+) -> list[RebuildReport]:
+    """Rebuild these projections in one pass over the log; one report each."""
+    started = time.monotonic()
+    shadows = [_Shadow(p, read, write) for p in projections]
+    async with read.connect() as lock:
+        lock = await lock.execution_options(isolation_level="AUTOCOMMIT")
+        for shadow in shadows:
+            if not await lock.scalar(select(func.pg_try_advisory_lock(shadow.lock_key))):
+                raise RuntimeError(f"a rebuild of {shadow.projection.name} is already running")
+        for shadow in shadows:
+            await shadow.set_state("REBUILDING")
+        try:
+            for shadow in shadows:
+                await shadow.create()
+            await _replay(shadows, write, progress)
+            caught_up = [await shadow.swap() for shadow in shadows]
+        except BaseException:
+            for shadow in shadows:
+                await shadow.set_state("LIVE")
+            raise
+        finally:
+            await lock.execute(select(func.pg_advisory_unlock_all()))
+    seconds = time.monotonic() - started
+    reports = [
+        RebuildReport(s.projection.name, s.replayed, n, seconds)
+        for s, n in zip(shadows, caught_up, strict=True)
+    ]
+    for report in reports:
+        log.info("rebuilt %s: %d events replayed, %d caught up at the swap, %.1f s",
+                 report.projection, report.replayed, report.caught_up, report.seconds)  # fmt: skip
+    return reports
+
+
+async def _replay(shadows: Sequence[_Shadow], write: AsyncEngine, progress: Progress) -> int:
+    types = sorted(set().union(*(s.projection.aggregate_types for s in shadows)))
+    async with write.connect() as source:
+        total = await event_log.count(source, types)
+        done = 0
+        progress(0, total)
+
+        async def read(after: int) -> list[event_log.LoggedEvent]:
+            return await event_log.read_after(source, after, _BATCH, types)
+
+        # The next batch is read from the write store while this one is decoded (once) and
+        # applied to every shadow.
+        batch = await read(0)
+        while batch:
+            ahead = asyncio.create_task(read(batch[-1].position))
+            try:
+                deliveries = _deliveries(batch)
+                await asyncio.gather(*(shadow.replay(deliveries) for shadow in shadows))
+            except BaseException:
+                ahead.cancel()
+                with contextlib.suppress(BaseException):
+                    await ahead
+                raise
+            done += len(batch)
+            progress(done, max(total, done))
+            batch = await ahead
+    return done

@@ -1,0 +1,107 @@
+"""Read-your-writes for the read side: wait until a token's events are projected, then read.
+
+A query field with `consistentWith` waits on the projections it reads, then reads whether or
+not the wait timed out. A mutation payload's read-model field waits on its own command's
+token and is null if the wait timed out (the contract's promise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.types import Info
+
+from app.events.consistency_token import MalformedTokenError
+from app.graphql.context import Context
+from app.pipeline.catch_up import wait_until_applied
+from app.projections.names import ProjectionName
+from app.projections.registry import PROJECTIONS
+from app.queries import access
+from app.queries.errors import InvalidArgument
+from app.queries.rows import read_customer, read_order, read_product
+from app.queries.types import Customer, Order, Product
+
+T = TypeVar("T")
+
+# The projections each field reads. Customer.orders reads order_view, so customer fields
+# wait on it too (a registration's token does not concern it, so that costs nothing).
+ORDER_READS = frozenset({ProjectionName.ORDER_VIEW})
+CUSTOMER_READS = frozenset({ProjectionName.CUSTOMER_SUMMARY, ProjectionName.ORDER_VIEW})
+PRODUCT_READS = frozenset({ProjectionName.PRODUCT_CATALOGUE})
+SALES_READS = frozenset({ProjectionName.DAILY_SALES})
+
+
+async def wait_for_token(
+    info: Info[Context, None], token: str | None, reads: frozenset[ProjectionName]
+) -> bool:
+    """Wait (bounded by the consistency timeout) until the projections in `reads` concerned
+    by the token have applied its events; True if they have or no token was given."""
+    if token is None:
+        return True
+    services = info.context.services
+    projections = [p for p in PROJECTIONS if p.name in reads]
+    timeout_s = services.settings.consistency_timeout_ms / 1000
+    try:
+        waited = await wait_until_applied(
+            services.query_engine, services.changes, token, projections, timeout_s
+        )
+    except MalformedTokenError as error:
+        raise InvalidArgument(
+            "consistentWith is not a consistency token issued by this service"
+        ) from error
+    return waited.caught_up
+
+
+async def _after_write(
+    info: Info[Context, None],
+    token: str | None,
+    reads: frozenset[ProjectionName],
+    read: Callable[[AsyncEngine], Awaitable[RowMapping | None]],
+    node: Callable[[RowMapping], T],
+) -> T | None:
+    if token is None or not await wait_for_token(info, token, reads):
+        return None
+    row = await read(info.context.services.query_engine)
+    return None if row is None else node(row)
+
+
+def visible_order(info: Info[Context, None], row: RowMapping | None) -> Order | None:
+    """The order of a row, if the caller may see it: someone else's reads as not there."""
+    if row is None or not access.may_see(info, row["customer_id"]):
+        return None
+    return Order.from_row(row)
+
+
+async def customer_after_write(
+    info: Info[Context, None], customer_id: str | None, token: str | None
+) -> Customer | None:
+    """A payload's customer: as projected once its command's events are applied."""
+    if customer_id is None or not access.may_see(info, customer_id):
+        return None
+    return await _after_write(
+        info, token, CUSTOMER_READS, lambda e: read_customer(e, customer_id), Customer.from_row
+    )
+
+
+async def product_after_write(
+    info: Info[Context, None], product_id: str | None, token: str | None
+) -> Product | None:
+    """A payload's product: as projected once its command's events are applied."""
+    return await _after_write(
+        info, token, PRODUCT_READS, lambda e: read_product(e, product_id), Product.from_row
+    )
+
+
+async def order_after_write(
+    info: Info[Context, None], order_id: str | None, token: str | None
+) -> Order | None:
+    """A payload's order: as projected once its command's events are applied."""
+    row = await _after_write(info, token, ORDER_READS, lambda e: read_order(e, order_id), _row)
+    return visible_order(info, row)
+
+
+def _row(row: RowMapping) -> RowMapping:
+    return row

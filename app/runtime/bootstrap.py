@@ -1,0 +1,182 @@
+"""The composition root: engines, clients and the command bus are made here, at start-up,
+never at import, and each part is handed only what it uses.
+
+A command opens only what it needs: `shop migrate` and `shop dlq` no Redis, `shop projections
+status` no write store; an API process (`open_api`) opens everything and runs the change feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.adapters import postgres
+from app.adapters import redis as redis_adapter
+from app.adapters.migrations import History, require_current
+from app.adapters.redis import RedisClient
+from app.config.settings import Settings
+from app.graphql.context import Services
+from app.pipeline.change_feed import ChangeFeed
+from app.security.tokens import Authenticator
+from app.write.authorization import command_rules
+from app.write.bus import CommandBus
+from app.write.executor import CommandExecutor
+from app.write.handlers import HANDLERS
+from app.write.instrumentation import CommandMetrics
+from app.write.unit_of_work import PostgresUnitOfWork
+
+log = logging.getLogger("app.runtime.bootstrap")
+
+
+class NotConfiguredError(RuntimeError):
+    """A store URL is missing where it must have been resolved already."""
+
+
+def _required(value: str | None, variable: str) -> str:
+    if value is None:
+        raise NotConfiguredError(f"{variable} is not set and no embedded server was started")
+    return value
+
+
+@asynccontextmanager
+async def write_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The write store's engine, disposed of on exit."""
+    async with _engine(settings, settings.database_url, "SHOP_DATABASE_URL") as engine:
+        yield engine
+
+
+@asynccontextmanager
+async def read_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The read store's engine, disposed of on exit."""
+    async with _engine(settings, settings.read_database_url, "SHOP_READ_DATABASE_URL") as engine:
+        yield engine
+
+
+@asynccontextmanager
+async def _engine(settings: Settings, url: str | None, variable: str) -> AsyncIterator[AsyncEngine]:
+    engine = postgres.create_engine(
+        _required(url, variable),
+        pool_size=settings.db_pool_size,
+        connect_timeout_s=settings.db_connect_timeout_s,
+    )
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def redis_client(settings: Settings) -> AsyncIterator[RedisClient]:
+    """The Redis client (a cluster client when SHOP_REDIS_CLUSTER is set), closed on exit."""
+    redis = redis_adapter.create_redis(
+        _required(settings.redis_url, "SHOP_REDIS_URL"),
+        timeout_s=settings.readiness_timeout_s,
+        cluster=settings.redis_cluster,
+    )
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The two databases and Redis, opened with these settings."""
+
+    settings: Settings
+    write_engine: AsyncEngine
+    read_engine: AsyncEngine
+    redis: RedisClient
+
+
+@asynccontextmanager
+async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
+    """Both engines and the Redis client (what a worker uses); closed on exit."""
+    async with AsyncExitStack() as stack:
+        yield Stores(
+            settings,
+            await stack.enter_async_context(write_engine(settings)),
+            await stack.enter_async_context(read_engine(settings)),
+            await stack.enter_async_context(redis_client(settings)),
+        )
+
+
+@dataclass(frozen=True)
+class Api:
+    """What an API process holds: its stores, its metrics, and what resolvers use."""
+
+    stores: Stores
+    metrics: CollectorRegistry
+    services: Services
+
+    @property
+    def settings(self) -> Settings:
+        return self.stores.settings
+
+
+@asynccontextmanager
+async def open_api(settings: Settings) -> AsyncIterator[Api]:
+    """Everything an API process uses, with the change feed running; closed on exit."""
+    async with open_stores(settings) as stores:
+        metrics = CollectorRegistry()
+        changes = ChangeFeed(stores.redis, settings.redis_prefix)
+        feed = asyncio.create_task(changes.run(), name="change-feed")
+        services = Services(
+            settings=settings,
+            bus=command_bus(stores.write_engine, metrics),
+            query_engine=stores.read_engine.execution_options(isolation_level="AUTOCOMMIT"),
+            redis=stores.redis,
+            changes=changes,
+            authenticator=Authenticator(settings),
+        )
+        try:
+            yield Api(stores, metrics, services)
+        finally:
+            feed.cancel()
+            await asyncio.gather(feed, return_exceptions=True)
+
+
+def command_bus(write_engine: AsyncEngine, metrics: CollectorRegistry) -> CommandBus:
+    """The bus: each command run by the executor on the write store, logged and measured."""
+    executor = CommandExecutor(
+        unit_of_work=partial(PostgresUnitOfWork, write_engine),
+        handlers=HANDLERS,
+        policy=command_rules,
+    )
+    return CommandBus(executor, CommandMetrics(metrics))
+
+
+async def require_migrated(stores: Stores) -> None:
+    """Refuse to go on against stores whose schema does not match this code."""
+    await require_current(stores.write_engine, History.WRITE)
+    await require_current(stores.read_engine, History.READ)
+
+
+async def readiness(stores: Stores) -> dict[str, str]:
+    """Ask each store to answer within the readiness timeout; 'ok' or the reason it did not."""
+    checks: dict[str, Awaitable[None]] = {
+        "write_store": postgres.ping(stores.write_engine),
+        "read_store": postgres.ping(stores.read_engine),
+        "redis": redis_adapter.ping(stores.redis),
+    }
+    timeout_s = stores.settings.readiness_timeout_s
+    results = await asyncio.gather(
+        *(asyncio.wait_for(check, timeout_s) for check in checks.values()), return_exceptions=True
+    )
+    return {
+        name: "ok" if result is None else _reason(result)
+        for name, result in zip(checks, results, strict=True)
+    }
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    return f"{type(error).__name__}: {error}".strip().splitlines()[0][:200]

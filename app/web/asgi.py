@@ -1,0 +1,188 @@
+"""The ASGI application: GraphQL over HTTP and WebSocket, health and readiness."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UnsetType
+
+from app.config.logs import configure_logging
+from app.config.settings import Role, Settings, load_settings
+from app.graphql.context import Context
+from app.pipeline.metrics import PipelineMetrics
+from app.runtime.bootstrap import Api, open_api, readiness, require_migrated
+from app.runtime.worker import pipeline_loops, running_loops
+from app.schema import create_schema, limits_of
+from app.security.tokens import InvalidCredentials
+from app.web.body_limit import BodySizeLimit, error_response
+from app.web.graphql_view import StrictGraphQL
+from app.web.playground.pages import graphiql_response
+from app.web.playground.pages import routes as playground_routes
+from app.web.request_id import RequestIdMiddleware
+
+log = logging.getLogger("app.web.asgi")
+
+HTTP_KEEP_ALIVE_S = 75
+"""How long an idle HTTP connection is kept open. Longer than the idle timeouts of the
+clients and load balancers in front (httpx 5 s, AWS ALB and nginx 60 s): the server must not
+be the one to close a connection a client is about to send on, or the client gets a reset
+for a request it cannot tell was received."""
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves this app: the same for `shop serve` and the tests' servers."""
+    return {
+        "timeout_keep_alive": HTTP_KEEP_ALIVE_S,
+        "timeout_graceful_shutdown": 10,
+        "ws_max_size": settings.max_body_bytes,
+        # WebSocket pings on both subprotocols; a client that does not answer one within
+        # as long again is gone (a dropped network), and its subscriptions end.
+        "ws_ping_interval": settings.ws_keepalive_s,
+        "ws_ping_timeout": settings.ws_keepalive_s,
+        # Compression keeps a zlib context per socket (tens of KiB, most of what a held
+        # subscription costs) for messages of a few hundred bytes.
+        "ws_per_message_deflate": False,
+    }
+
+
+class ShopGraphQL(StrictGraphQL):
+    """Strawberry's ASGI view with the shop's typed context and its credentials check."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # Credentials are checked before the body is read: bad ones end the request.
+            api: Api = scope["app"].state.api
+            authorization = Headers(scope=scope).get("authorization")
+            try:
+                principal = await api.services.authenticator.principal(authorization)
+            except InvalidCredentials as error:
+                await unauthenticated(str(error))(scope, receive, send)
+                return
+            scope.setdefault("state", {})["principal"] = principal
+        await super().__call__(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: object) -> Context:
+        return Context(
+            services=request.app.state.api.services,
+            request=request,
+            response=response,  # type: ignore[arg-type]
+            request_id=request.scope.get("state", {}).get("request_id", "-"),
+            principal=request.scope.get("state", {}).get("principal"),
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """A WebSocket's credentials: in the connection_init payload (`Authorization` or
+        `authorization`: "Bearer <token>"), else the upgrade request's header."""
+        params = context.connection_params or {}
+        authorization = params.get("Authorization", params.get("authorization"))
+        if authorization is None:
+            authorization = context.request.headers.get("authorization")
+        try:
+            if authorization is not None and not isinstance(authorization, str):
+                raise InvalidCredentials('Authorization must be a string: "Bearer <token>"')
+            context.principal = await context.services.authenticator.principal(authorization)
+        except InvalidCredentials as error:
+            raise ConnectionRejectionError(
+                {"message": str(error), "extensions": {"code": "UNAUTHENTICATED"}}
+            ) from error
+        return None
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from this package's own files, with the contract's operations as tabs."""
+        return graphiql_response()
+
+
+def unauthenticated(reason: str) -> Response:
+    """401 for credentials that cannot be used (a missing token is not an error here: the
+    fields that need one say so)."""
+    return error_response(
+        401, "UNAUTHENTICATED", reason, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    )
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Liveness: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: 200 "ready" when both stores and Redis answer in time; 503 "unavailable"
+    when a store does not. Without Redis commands still commit and queries still read (only
+    the projections fall behind until it returns): 200 "degraded", the failing check named."""
+    api: Api = request.app.state.api
+    checks = await readiness(api.stores)
+    failing = {name for name, result in checks.items() if result != "ok"}
+    status = "ready" if not failing else "degraded" if failing == {"redis"} else "unavailable"
+    body = {"status": status, "role": api.settings.role, **checks}
+    return JSONResponse(body, status_code=503 if status == "unavailable" else 200)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process."""
+    api: Api = request.app.state.api
+    try:
+        await request.app.state.pipeline_metrics.refresh()
+    except Exception:  # a store being down must not hide the command metrics
+        log.warning("pipeline metrics unavailable", exc_info=True)
+    return Response(generate_latest(api.metrics), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the application for one process; stores are opened by its lifespan."""
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    graphql = ShopGraphQL(
+        create_schema(settings.role, limits_of(settings)),
+        graphql_ide="graphiql" if settings.introspection else None,
+        keep_alive=True,
+        keep_alive_interval=settings.ws_keepalive_s,
+        allowed_origins=settings.allowed_origins,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            api = await stack.enter_async_context(open_api(settings))
+            await require_migrated(api.stores)
+            app.state.api = api
+            stores = api.stores
+            app.state.pipeline_metrics = PipelineMetrics(
+                api.metrics, stores.write_engine, stores.read_engine, stores.redis, settings
+            )
+            if settings.role is Role.ALL:
+                await stack.enter_async_context(running_loops(pipeline_loops(stores)))
+            log.info("serving role %s", settings.role.value)
+            if settings.open_access:
+                log.warning(
+                    "no SHOP_JWT_SECRET or SHOP_JWT_JWKS_URL: the API is OPEN, everyone is an "
+                    "admin. For local use only; see docs/security.md"
+                )
+            yield
+
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        *playground_routes(),
+    ]
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
