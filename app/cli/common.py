@@ -56,16 +56,24 @@ def export_urls(settings: Settings) -> None:
     os.environ.update({name: value for name, value in values.items() if value is not None})
 
 
-async def prepare_stores(settings: Settings, embedded: frozenset[History], migrate: bool) -> None:
-    """Migrate the stores we may migrate; insist that the others are already current."""
-    async with write_engine(settings) as write, read_engine(settings) as read:
-        for history, engine in ((History.WRITE, write), (History.READ, read)):
+BOTH_STORES = frozenset(History)
+READ_STORE = frozenset({History.READ})
+
+
+async def prepare_stores(
+    settings: Settings, embedded: frozenset[History], migrate: bool, uses: frozenset[History]
+) -> None:
+    """Migrate the stores we may migrate; insist that the others are already current. Only
+    the stores the command `uses` are opened."""
+    engines = {History.WRITE: write_engine, History.READ: read_engine}
+    for history in (h for h in History if h in uses):
+        async with engines[history](settings) as engine:
             if migrate or history in embedded:
                 await upgrade(engine, history)
             else:
                 await require_current(engine, history)
-        if History.READ in embedded:
-            await grant_read_access(read)
+            if history is History.READ and History.READ in embedded:
+                await grant_read_access(engine)
 
 
 def as_reader(settings: Settings, embedded: frozenset[History]) -> Settings:
@@ -79,11 +87,15 @@ def as_reader(settings: Settings, embedded: frozenset[History]) -> Settings:
     )
 
 
-def run_prepared(settings: Settings, embedded: frozenset[History], migrate: bool) -> None:
+def run_prepared(
+    settings: Settings,
+    embedded: frozenset[History],
+    migrate: bool,
+    uses: frozenset[History] = BOTH_STORES,
+) -> None:
     """Connect, then migrate or check the schemas, turning failures into clear messages."""
-
     try:
-        asyncio.run(prepare_stores(settings, embedded, migrate))
+        asyncio.run(prepare_stores(settings, embedded, migrate, uses))
     except SchemaBehindError as error:
         fail(str(error))
     except (OSError, TimeoutError) as error:

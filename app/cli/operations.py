@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from app.cli.common import fail, guarded, run_prepared, settings_or_exit
+from app.adapters.migrations import History
+from app.cli.common import BOTH_STORES, READ_STORE, fail, guarded, run_prepared, settings_or_exit
 from app.cli.stores import resolved_stores
 from app.config.settings import Settings
 from app.pipeline import dead_letters
@@ -27,15 +28,20 @@ projections_cli = typer.Typer(help="Inspect and rebuild projections.", no_args_i
 dlq_cli = typer.Typer(help="Events parked after repeated failures.", no_args_is_help=True)
 
 
-def run_operation(work: Callable[[Settings], Coroutine[Any, Any, T]], *, redis: bool) -> T:
-    """Resolve the stores (embedded if not configured; Redis only if `redis`), check their
-    schema, then run `work`, which opens what it uses."""
+def run_operation(
+    work: Callable[[Settings], Coroutine[Any, Any, T]],
+    *,
+    uses: frozenset[History],
+    redis: bool,
+) -> T:
+    """Resolve the stores (embedded if not configured; Redis only if `redis`), check the
+    schema of those it `uses`, then run `work`, which opens them."""
     settings = settings_or_exit()
     result: list[T] = []
 
     def run() -> None:
         with resolved_stores(settings, redis=redis) as (resolved, embedded):
-            run_prepared(resolved, embedded, migrate=False)
+            run_prepared(resolved, embedded, migrate=False, uses=uses)
             result.append(asyncio.run(work(resolved)))
 
     guarded(run)
@@ -60,7 +66,7 @@ def status() -> None:
                           str(row.events_applied), str(row.dead_letters), last)  # fmt: skip
         out.print(table)
 
-    run_operation(work, redis=True)
+    run_operation(work, uses=READ_STORE, redis=True)
 
 
 @projections_cli.command("rebuild")
@@ -109,7 +115,7 @@ def rebuild_command(
                 f"{report.caught_up} caught up at the swap, in {report.seconds:.1f} s"
             )
 
-    run_operation(work, redis=False)
+    run_operation(work, uses=BOTH_STORES, redis=False)
 
 
 @dlq_cli.command("list")
@@ -127,7 +133,7 @@ def dlq_list(
                           d.event_type, str(d.attempts), d.error[:120])  # fmt: skip
         out.print(table if letters else "no parked events")
 
-    run_operation(work, redis=False)
+    run_operation(work, uses=READ_STORE, redis=False)
 
 
 @dlq_cli.command("retry")
@@ -146,7 +152,7 @@ def dlq_retry(
             out.print("no parked events")
         return sum(1 for o in outcomes if o.error is not None)
 
-    if run_operation(work, redis=False):
+    if run_operation(work, uses=READ_STORE, redis=False):
         raise typer.Exit(1)
 
 
@@ -158,4 +164,4 @@ def dlq_discard(ids: Annotated[list[int], typer.Argument(help="Dead letter ids."
         async with read_engine(settings) as read:
             return await dead_letters.discard(read, PROJECTIONS, ids)
 
-    out.print(f"discarded {run_operation(work, redis=False)} dead letter(s)")
+    out.print(f"discarded {run_operation(work, uses=READ_STORE, redis=False)} dead letter(s)")
