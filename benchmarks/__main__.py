@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import lag, projector, queries, subscriptions, write_path
-from benchmarks.harness import ROOT, BenchError, Servers, log, machine
+from benchmarks.harness import ROOT, BenchError, log, machine, open_servers
 from benchmarks.report import render
 from benchmarks.sizes import SIZES
+from devtools.processes import StartError
+from devtools.stores import server_versions
 
 PARTS = ("write", "lag", "projector", "queries", "subscriptions")
 
@@ -28,8 +30,11 @@ async def run(size_name: str, parts: list[str]) -> dict[str, Any]:
     size = SIZES[size_name]
     results: dict[str, Any] = {"size": size, "machine": machine(), "parts": {}}
     started = time.perf_counter()
-    with Servers.open() as servers:
-        results["servers"] = {"where": servers.description, **await servers.versions()}
+    with open_servers() as servers:
+        results["servers"] = {
+            "where": servers.description,
+            **await server_versions(servers.postgres_url, servers.redis_url),
+        }
         if "write" in parts or "lag" in parts:
             results["parts"]["write"] = await write_path.run(servers, size)
         if "lag" in parts:
@@ -78,7 +83,7 @@ def main() -> int:
     command = "python -m benchmarks " + " ".join(sys.argv[1:])
     try:
         results = asyncio.run(run(args.size, parts))
-    except BenchError as error:
+    except (BenchError, StartError) as error:
         log(f"failed: {error}")
         return 1
     output = args.output or ROOT / "bench-results" / f"{args.size}.md"

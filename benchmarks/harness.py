@@ -1,4 +1,5 @@
-"""What every benchmark shares: fresh stores, server processes, wrk, and measurements."""
+"""What every benchmark shares beyond devtools: the servers they run on, `shop serve` and the
+CRUD baseline as processes, wrk, and measurements."""
 
 from __future__ import annotations
 
@@ -7,29 +8,24 @@ import contextlib
 import json
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import psutil
 
-from app.adapters.migrations import History, upgrade
-from app.adapters.postgres import create_engine
-from devtools.databases import run_on_server, with_database
+from devtools.ports import listening
+from devtools.processes import installed, shop_command
+from devtools.servers import ServerProcess, serving
+from devtools.stores import StoreServers, StoreUrls, store_servers
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 LUA = Path(__file__).parent / "lua"
 
 
@@ -41,175 +37,18 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-# ---- stores ------------------------------------------------------------------------------
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-    except OSError:
-        return False
-    return True
-
-
-@dataclass
-class Servers:
-    """The PostgreSQL and Redis servers the benchmarks run on."""
-
-    postgres_url: str  # its `postgres` database
-    redis_url: str
-    description: str
-    _embedded: Any = None
-
-    @classmethod
-    @contextlib.contextmanager
-    def open(cls) -> Iterator[Servers]:
-        """SHOP_BENCH_POSTGRES_URL / SHOP_BENCH_REDIS_URL, else the local ones on their
-        usual ports, else embedded servers in a temporary folder."""
-        pg = os.environ.get("SHOP_BENCH_POSTGRES_URL")
-        redis = os.environ.get("SHOP_BENCH_REDIS_URL")
-        if pg is None and _reachable("127.0.0.1", 5432):
-            pg = "postgresql://postgres@127.0.0.1:5432/postgres"
-        if redis is None and _reachable("127.0.0.1", 6379):
-            redis = "redis://127.0.0.1:6379/0"
-        if pg and redis:
-            yield cls(pg, redis, "this machine's PostgreSQL and Redis")
-            return
-        from app.embedded import EmbeddedServers
-
-        with tempfile.TemporaryDirectory(prefix="shop-bench-") as folder:
-            embedded = EmbeddedServers(Path(folder), postgres=pg is None, redis=redis is None)
-            urls = embedded.start()
-            try:
-                pg = pg or with_database(str(urls.write_database_url), "postgres")
-                redis = redis or str(urls.redis_url)
-                yield cls(pg, redis, "embedded PostgreSQL and Redis", embedded)
-            finally:
-                embedded.stop()
-
-    async def versions(self) -> dict[str, str]:
-        connection = await asyncpg.connect(self.postgres_url)
-        try:
-            postgres = str(await connection.fetchval("SHOW server_version"))
-        finally:
-            await connection.close()
-        import redis.asyncio as aioredis
-
-        client = aioredis.Redis.from_url(self.redis_url)
-        try:
-            info = await client.info("server")
-        finally:
-            await client.aclose()
-        return {"postgres": postgres, "redis": str(info["redis_version"])}
-
-
-@dataclass
-class Stores:
-    """A fresh write database, read database and Redis prefix for one benchmark."""
-
-    servers: Servers
-    tag: str
-    write_url: str
-    read_url: str
-    prefix: str
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return {
-            **os.environ,
-            "SHOP_DATABASE_URL": self.write_url,
-            "SHOP_READ_DATABASE_URL": self.read_url,
-            "SHOP_REDIS_URL": self.servers.redis_url,
-            "SHOP_REDIS_PREFIX": self.prefix,
-            "SHOP_LOG_LEVEL": "warning",
-            **extra,
-        }
-
-    def settings(self, **extra: Any) -> Any:
-        from app.config.settings import Settings
-
-        return Settings(
-            database_url=self.write_url,
-            read_database_url=self.read_url,
-            redis_url=self.servers.redis_url,
-            redis_prefix=self.prefix,
-            log_level="warning",
-            **extra,
-        )
-
-
-@contextlib.asynccontextmanager
-async def fresh_stores(servers: Servers, label: str) -> AsyncIterator[Stores]:
-    """Migrated, empty databases and a Redis prefix; all dropped at the end."""
-    tag = f"bench_{label}_{uuid.uuid4().hex[:6]}"
-    write, read = f"{tag}_write", f"{tag}_read"
-    await run_on_server(
-        servers.postgres_url, f'CREATE DATABASE "{write}"', f'CREATE DATABASE "{read}"'
-    )
-    stores = Stores(
-        servers,
-        tag,
-        with_database(servers.postgres_url, write),
-        with_database(servers.postgres_url, read),
-        tag,
-    )
-    try:
-        for url, history in ((stores.write_url, History.WRITE), (stores.read_url, History.READ)):
-            engine = create_engine(url, pool_size=1, connect_timeout_s=10)
-            try:
-                await upgrade(engine, history)
-            finally:
-                await engine.dispose()
-        yield stores
-    finally:
-        await run_on_server(
-            servers.postgres_url,
-            f'DROP DATABASE IF EXISTS "{write}" WITH (FORCE)',
-            f'DROP DATABASE IF EXISTS "{read}" WITH (FORCE)',
-        )
-        await _delete_prefix(servers.redis_url, tag)
-
-
-async def _delete_prefix(redis_url: str, prefix: str) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        for start in range(0, len(keys), 500):
-            await client.delete(*keys[start : start + 500])
-    finally:
-        await client.aclose()
-
-
-# ---- processes ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Process:
-    """A server started for a benchmark, with its URL and resident memory."""
-
-    popen: subprocess.Popen[bytes]
-    base_url: str
-    log_path: Path
-
-    @property
-    def graphql_url(self) -> str:
-        return f"{self.base_url}/graphql"
-
-    def rss_mib(self) -> float:
-        """Resident memory of the process and its children."""
-        process = psutil.Process(self.popen.pid)
-        total = process.memory_info().rss
-        for child in process.children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                total += child.memory_info().rss
-        return float(total) / 2**20
+@contextlib.contextmanager
+def open_servers() -> Iterator[StoreServers]:
+    """SHOP_BENCH_POSTGRES_URL / SHOP_BENCH_REDIS_URL, else the local ones on their usual
+    ports, else embedded servers in a temporary folder."""
+    postgres = os.environ.get("SHOP_BENCH_POSTGRES_URL")
+    redis = os.environ.get("SHOP_BENCH_REDIS_URL")
+    if postgres is None and listening("127.0.0.1", 5432):
+        postgres = "postgresql://postgres@127.0.0.1:5432/postgres"
+    if redis is None and listening("127.0.0.1", 6379):
+        redis = "redis://127.0.0.1:6379/0"
+    with store_servers(postgres, redis, named="this machine's PostgreSQL and Redis") as servers:
+        yield servers
 
 
 def _raise_nofile() -> None:
@@ -222,44 +61,7 @@ def _raise_nofile() -> None:
 _raise_nofile()
 
 
-@contextlib.asynccontextmanager
-async def serving(
-    command: Sequence[str], env: dict[str, str], name: str, ready_path: str = "/healthz"
-) -> AsyncIterator[Process]:
-    """Start a server on a free port; wait until it answers; stop it at the end."""
-    port = free_port()
-    log_path = Path(tempfile.gettempdir()) / f"shop-bench-{name}-{port}.log"
-    with log_path.open("wb") as output:
-        popen = subprocess.Popen(  # noqa: ASYNC220 - a long-lived server, started once
-            [*command, "--port", str(port)],
-            env={**env, "SHOP_PORT": str(port)},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-    process = Process(popen, f"http://127.0.0.1:{port}", log_path)
-    try:
-        async with httpx.AsyncClient(timeout=2) as client:
-            for _ in range(600):
-                if popen.poll() is not None:
-                    raise BenchError(f"{name} exited at start:\n{log_path.read_text()[-3000:]}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(process.base_url + ready_path)).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
-            else:
-                raise BenchError(f"{name} did not answer within 60 s")
-        yield process
-    finally:
-        popen.send_signal(signal.SIGINT)
-        try:
-            popen.wait(30)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
-
-
-async def mark_delivered(stores: Stores) -> None:
+async def mark_delivered(stores: StoreUrls) -> None:
     """Tell the relay that Redis has every event the seeded log marks published, as it
     would after a real history: without the partitions' epoch keys, a fresh Redis prefix
     makes the relay send the whole log again (see app/pipeline/relay.py)."""
@@ -267,7 +69,7 @@ async def mark_delivered(stores: Stores) -> None:
 
     from app.events.streams import epoch_key
 
-    redis = aioredis.Redis.from_url(stores.servers.redis_url)
+    redis = aioredis.Redis.from_url(stores.redis)
     try:
         for partition in range(stores.settings().stream_partitions):
             await redis.set(epoch_key(stores.prefix, partition), uuid.uuid4().hex)
@@ -275,7 +77,7 @@ async def mark_delivered(stores: Stores) -> None:
         await redis.aclose()
 
 
-async def settle(process: Process, stores: Stores, timeout_s: float = 3600) -> None:
+async def settle(process: ServerProcess, stores: StoreUrls, timeout_s: float = 3600) -> None:
     """Wait until the pipeline is idle: the relay has checked Redis, nothing is left to
     relay and no projection lags.
 
@@ -292,7 +94,7 @@ async def settle(process: Process, stores: Stores, timeout_s: float = 3600) -> N
     query = {"query": "{ projections { lagEvents } }"}
     quiet = 0
     started = time.monotonic()
-    redis = aioredis.Redis.from_url(stores.servers.redis_url)
+    redis = aioredis.Redis.from_url(stores.redis)
     async with httpx.AsyncClient(timeout=30) as client:
         while quiet < 3:
             if time.monotonic() - started > timeout_s:
@@ -310,12 +112,13 @@ async def settle(process: Process, stores: Stores, timeout_s: float = 3600) -> N
     await redis.aclose()
 
 
-def shop_serve(stores: Stores, name: str = "shop", **extra: str) -> Any:
-    return serving([str(BIN / "shop"), "serve"], stores.env(**extra), name, "/readyz")
+def shop_serve(stores: StoreUrls, name: str = "shop", **extra: str) -> Any:
+    env = stores.env(SHOP_LOG_LEVEL="warning", **extra)
+    return serving([str(shop_command()), "serve"], env, name, "/readyz")
 
 
-def crud_serve(stores: Stores) -> Any:
-    command = [sys.executable, "-m", "benchmarks.crud_baseline", "--database-url", stores.write_url]
+def crud_serve(stores: StoreUrls) -> Any:
+    command = [sys.executable, "-m", "benchmarks.crud_baseline", "--database-url", stores.write]
     return serving(command, dict(os.environ), "crud", "/healthz")
 
 
@@ -335,11 +138,10 @@ class LoadResult:
 
 
 def require_tool(name: str, hint: str) -> str:
-    # The venv's own tools (py-spy) are found without activating it.
-    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    path = installed(name)
     if path is None:
         raise BenchError(f"{name} is not installed: {hint}")
-    return path
+    return str(path)
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}

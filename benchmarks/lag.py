@@ -10,33 +10,26 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import (
-    BenchError,
-    Servers,
-    fresh_stores,
-    log,
-    mark_delivered,
-    settle,
-    shop_serve,
-)
+from benchmarks.harness import BenchError, log, mark_delivered, settle, shop_serve
 from benchmarks.seed import Dataset, sample_ids, seed
 from benchmarks.sizes import Size
+from devtools.stores import StoreServers, fresh_stores
 
 
-async def run(servers: Servers, size: Size, max_rate: float) -> dict[str, Any]:
+async def run(servers: StoreServers, size: Size, max_rate: float) -> dict[str, Any]:
     dataset = Dataset(orders=0, customers=size.write_customers, products=size.write_products)
     rate = max(1.0, round(max_rate / 2))
-    async with fresh_stores(servers, "lag") as stores:
-        await seed(stores.write_url, dataset)
+    async with fresh_stores(servers, "bench_lag") as stores:
+        await seed(stores.write, dataset)
         await mark_delivered(stores)
-        data = Path(tempfile.gettempdir()) / f"{stores.tag}.json"
+        data = Path(tempfile.gettempdir()) / f"{stores.prefix}.json"
         data.write_text(json.dumps(sample_ids(dataset)))
         async with shop_serve(stores) as server:
             await settle(server, stores)
             log(f"projection lag: {rate:.0f} placeOrder/s for {size.lag_seconds:.0f} s")
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "benchmarks.loadgen", "lag", "--url", server.graphql_url,
-                "--read-dsn", stores.read_url, "--data", str(data), "--rate", str(rate),
+                "--read-dsn", stores.read, "--data", str(data), "--rate", str(rate),
                 "--seconds", str(size.lag_seconds),
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip

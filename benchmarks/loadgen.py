@@ -23,14 +23,19 @@ from typing import Any
 
 import asyncpg
 import httpx
-import websockets
-from websockets.typing import Subprotocol
 
-PLACE = (
-    "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) "
-    "{ orderId userErrors { code message } } }"
-)
-PAY = "mutation($input: PayOrderInput!) { payOrder(input: $input) { userErrors { code } } }"
+from benchmarks.harness import percentile  # importing it raises the open-files limit
+from devtools.graphql_client import PAY_ORDER, PLACE_ORDER
+from devtools.ws_client import Subscriber
+
+# Thousands of connections from one process: large frames, a minute to open, and no pings
+# of the client's own (the server's are answered).
+CONNECT_OPTIONS: dict[str, Any] = {
+    "max_size": 2**22,
+    "open_timeout": 60,
+    "ping_interval": None,
+    "ack_timeout_s": 60,
+}
 ORDERS_CHANGED = "subscription { ordersChanged { id version } }"
 ORDER_UPDATED = "subscription($id: ID!) { orderUpdated(id: $id) { id status version } }"
 
@@ -38,47 +43,8 @@ ORDER_UPDATED = "subscription($id: ID!) { orderUpdated(id: $id) { id status vers
 def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
-
-    return {"p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": ordered[-1] * 1000}
-
-
-class Subscription:
-    """One graphql-transport-ws connection with one subscription."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.socket: Any = None
-
-    async def open(self, query: str, variables: dict[str, Any] | None = None) -> None:
-        self.socket = await websockets.connect(
-            self.url, subprotocols=[Subprotocol("graphql-transport-ws")], max_size=2**22,
-            open_timeout=60,
-            ping_interval=None,
-        )  # fmt: skip
-        await self.socket.send(json.dumps({"type": "connection_init"}))
-        while json.loads(await self.socket.recv())["type"] != "connection_ack":
-            pass
-        payload = {"query": query, "variables": variables or {}}
-        await self.socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-
-    async def next(self) -> dict[str, Any]:
-        while True:
-            message = json.loads(await self.socket.recv())
-            if message["type"] == "ping":
-                await self.socket.send(json.dumps({"type": "pong"}))
-            elif message["type"] == "next":
-                data: dict[str, Any] = message["payload"]["data"]
-                return data
-            elif message["type"] in ("error", "complete"):
-                raise RuntimeError(f"subscription ended: {message}")
-
-    async def close(self) -> None:
-        if self.socket is not None:
-            await self.socket.close()
+    ms = [1000 * value for value in values]
+    return {"p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "max_ms": max(ms)}
 
 
 async def lag(args: argparse.Namespace) -> dict[str, Any]:
@@ -89,12 +55,12 @@ async def lag(args: argparse.Namespace) -> dict[str, Any]:
     notified: dict[str, float] = {}
     failures = 0
 
-    subscription = Subscription(ws_url)
-    await subscription.open(ORDERS_CHANGED)
+    subscription = await Subscriber.connect(ws_url, **CONNECT_OPTIONS)
+    await subscription.subscribe(ORDERS_CHANGED)
 
     async def listen() -> None:
         while True:
-            order = (await subscription.next())["ordersChanged"]
+            order = (await subscription.data(timeout_s=None))["ordersChanged"]
             notified.setdefault(order["id"], time.perf_counter())
 
     reader = await asyncpg.connect(args.read_dsn)
@@ -122,7 +88,9 @@ async def lag(args: argparse.Namespace) -> dict[str, Any]:
                 for p in rng.sample(data["products"], 3)
             ]
             variables = {"input": {"customerId": rng.choice(data["customers"]), "lines": lines}}
-            response = await client.post(args.url, json={"query": PLACE, "variables": variables})
+            response = await client.post(
+                args.url, json={"query": PLACE_ORDER, "variables": variables}
+            )
             payload = response.json().get("data", {}).get("placeOrder") or {}
             if response.status_code != 200 or payload.get("userErrors") != []:
                 failures += 1
@@ -166,25 +134,27 @@ async def lag(args: argparse.Namespace) -> dict[str, Any]:
 
 async def subs(args: argparse.Namespace) -> dict[str, Any]:
     ws_url = args.url.replace("http", "ws", 1)
-    clients = [Subscription(ws_url) for _ in range(args.n)]
+    clients: list[Subscriber] = []
     gate = asyncio.Semaphore(100)
     opened = time.perf_counter()
 
-    async def start(client: Subscription) -> None:
+    async def start() -> None:
         async with gate:
-            await client.open(ORDER_UPDATED, {"id": args.order})
-            first = await client.next()
+            client = await Subscriber.connect(ws_url, **CONNECT_OPTIONS)
+            clients.append(client)
+            await client.subscribe(ORDER_UPDATED, {"id": args.order})
+            first = await client.data(timeout_s=None)
             assert first["orderUpdated"]["status"] == "PLACED", first
 
-    await asyncio.gather(*(start(c) for c in clients))
+    await asyncio.gather(*(start() for _ in range(args.n)))
     connect_s = time.perf_counter() - opened
     print(f"READY {len(clients)}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
     arrived: list[float] = []
 
-    async def wait(client: Subscription) -> None:
-        update = await client.next()
+    async def wait(client: Subscriber) -> None:
+        update = await client.data(timeout_s=None)
         assert update["orderUpdated"]["status"] == "PAID", update
         arrived.append(time.perf_counter())
 
@@ -193,7 +163,7 @@ async def subs(args: argparse.Namespace) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=30) as http:
         sent = time.perf_counter()
         response = await http.post(
-            args.url, json={"query": PAY, "variables": {"input": {"orderId": args.order}}}
+            args.url, json={"query": PAY_ORDER, "variables": {"input": {"orderId": args.order}}}
         )
         answered = time.perf_counter()
     assert response.json()["data"]["payOrder"]["userErrors"] == [], response.text
@@ -212,8 +182,6 @@ async def subs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    from benchmarks.harness import _raise_nofile  # noqa: F401  (raises the fd limit)
-
     parser = argparse.ArgumentParser(prog="python -m benchmarks.loadgen")
     modes = parser.add_subparsers(dest="mode", required=True)
     one = modes.add_parser("lag")

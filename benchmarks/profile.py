@@ -17,9 +17,8 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.harness import (
-    Servers,
-    fresh_stores,
     mark_delivered,
+    open_servers,
     require_tool,
     settle,
     shop_serve,
@@ -28,6 +27,7 @@ from benchmarks.harness import (
 )
 from benchmarks.queries import queries
 from benchmarks.seed import Dataset, rebuild_all, sample_ids, seed
+from devtools.stores import fresh_stores
 
 
 def summarize(raw: Path, top: int = 30) -> str:
@@ -51,19 +51,19 @@ def summarize(raw: Path, top: int = 30) -> str:
 
 async def profile(target: str, seconds: float, raw: Path) -> None:
     py_spy = require_tool("py-spy", "pip install py-spy")
-    with Servers.open() as servers:
+    with open_servers() as servers:
         orders = 0 if target == "write" else 20_000
         dataset = (
             Dataset(orders, customers=1000, products=300)
             if target == "write"
             else (Dataset.for_orders(orders))
         )
-        async with fresh_stores(servers, "profile") as stores:
-            await seed(stores.write_url, dataset)
+        async with fresh_stores(servers, "bench_profile") as stores:
+            await seed(stores.write, dataset)
             await mark_delivered(stores)
             if orders:
                 await rebuild_all(stores)
-            data = Path(tempfile.gettempdir()) / f"{stores.tag}.lua"
+            data = Path(tempfile.gettempdir()) / f"{stores.prefix}.lua"
             ids = sample_ids(dataset)
             write_lua_data(data, **ids)
             env = {"BENCH_DATA": str(data)}

@@ -11,8 +11,9 @@ import contextlib
 import time
 from typing import Any
 
-from benchmarks.harness import Servers, fresh_stores, log
+from benchmarks.harness import log, open_servers
 from benchmarks.seed import Dataset, seed
+from devtools.stores import StoreServers, fresh_stores
 
 
 async def _drain(loop: Any, done: Any, timeout_s: float = 1800) -> float:
@@ -33,7 +34,7 @@ async def _drain(loop: Any, done: Any, timeout_s: float = 1800) -> float:
             await task
 
 
-async def run(servers: Servers, orders: int, batch_size: int | None = None) -> dict[str, Any]:
+async def run(servers: StoreServers, orders: int, batch_size: int | None = None) -> dict[str, Any]:
     """events/s per projection; with `batch_size`, also the CPU this process spent per event."""
     from app.pipeline.event_log import unpublished
     from app.pipeline.relay import OutboxRelay
@@ -42,10 +43,11 @@ async def run(servers: Servers, orders: int, batch_size: int | None = None) -> d
     from app.projections.registry import PROJECTIONS
     from app.runtime.bootstrap import open_stores
 
-    async with fresh_stores(servers, "projector") as stores:
-        events = await seed(stores.write_url, Dataset.for_orders(orders), published=False)
+    async with fresh_stores(servers, "bench_projector") as stores:
+        events = await seed(stores.write, Dataset.for_orders(orders), published=False)
         settings = stores.settings(
-            **({"projector_batch_size": batch_size} if batch_size is not None else {})
+            log_level="warning",
+            **({"projector_batch_size": batch_size} if batch_size is not None else {}),
         )
         results: dict[str, Any] = {"events": events, "per_projection": {}, "cpu_us_per_event": {}}
         async with open_stores(settings) as opened:
@@ -85,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
 
     async def measure() -> dict[str, Any]:
-        with Servers.open() as servers:
+        with open_servers() as servers:
             return await run(servers, args.orders, args.batch_size)
 
     results = asyncio.run(measure())

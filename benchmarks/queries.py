@@ -13,9 +13,7 @@ import httpx
 from benchmarks.harness import (
     BenchError,
     LoadResult,
-    Servers,
     crud_serve,
-    fresh_stores,
     log,
     mark_delivered,
     settle,
@@ -25,6 +23,8 @@ from benchmarks.harness import (
 )
 from benchmarks.seed import Dataset, rebuild_all, sample_ids, seed
 from benchmarks.sizes import Size
+from devtools.graphql_client import GraphQLClient
+from devtools.stores import StoreServers, fresh_stores
 
 CONNECTIONS = 16
 
@@ -86,9 +86,7 @@ async def answers(url: str, ids: dict[str, list[str]]) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=120) as client:
         result = {}
         for name, (document, _) in queries().items():
-            body = (
-                await client.post(url, json={"query": document, "variables": _sample(name, ids)})
-            ).json()
+            body = await GraphQLClient(url, client).execute(document, _sample(name, ids))
             if "errors" in body:
                 raise BenchError(f"{name} failed on {url}: {body['errors']}")
             result[name] = _comparable(name, body["data"])
@@ -101,17 +99,17 @@ def _load(url: str, data: Path, document: str, arg: str, seconds: float) -> Load
     return wrk(url, "query.lua", connections=CONNECTIONS, seconds=seconds, env=env)
 
 
-async def run(servers: Servers, size: Size) -> dict[int, dict[str, Any]]:
+async def run(servers: StoreServers, size: Size) -> dict[int, dict[str, Any]]:
     results: dict[int, dict[str, Any]] = {}
     for orders in size.query_orders:
         dataset = Dataset.for_orders(orders)
-        async with fresh_stores(servers, f"q{orders}") as stores:
+        async with fresh_stores(servers, f"bench_q{orders}") as stores:
             log(f"queries: seeding {orders} orders")
-            events = await seed(stores.write_url, dataset)
+            events = await seed(stores.write, dataset)
             await mark_delivered(stores)
             log(f"queries: rebuilding every read model from {events} events")
             rebuild = await rebuild_all(stores)
-            data = Path(tempfile.gettempdir()) / f"{stores.tag}.lua"
+            data = Path(tempfile.gettempdir()) / f"{stores.prefix}.lua"
             ids = sample_ids(dataset)
             write_lua_data(data, orders=ids["orders"], customers=ids["customers"])
             cqrs: dict[str, LoadResult] = {}

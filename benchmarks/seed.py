@@ -240,7 +240,7 @@ async def rebuild_all(stores: Any) -> float:
     from app.projections.registry import PROJECTIONS
     from app.runtime.bootstrap import open_stores
 
-    async with open_stores(stores.settings()) as opened:
+    async with open_stores(stores.settings(log_level="warning")) as opened:
         with progress() as bar:
             task = bar.add_task("rebuild every read model", total=None)
 

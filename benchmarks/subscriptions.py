@@ -10,18 +10,12 @@ from typing import Any
 
 import httpx
 
-from benchmarks.harness import (
-    BenchError,
-    Process,
-    Servers,
-    fresh_stores,
-    log,
-    mark_delivered,
-    settle,
-    shop_serve,
-)
+from benchmarks.harness import BenchError, log, mark_delivered, settle, shop_serve
 from benchmarks.seed import Dataset, customer_id, product_id, seed
 from benchmarks.sizes import Size
+from devtools.graphql_client import GraphQLClient
+from devtools.servers import ServerProcess
+from devtools.stores import StoreServers, fresh_stores
 
 _PLACE = (
     "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) "
@@ -29,7 +23,7 @@ _PLACE = (
 )
 
 
-async def _new_order(server: Process) -> str:
+async def _new_order(server: ServerProcess) -> str:
     variables = {
         "input": {
             "customerId": str(customer_id(1)),
@@ -37,9 +31,7 @@ async def _new_order(server: Process) -> str:
         }
     }
     async with httpx.AsyncClient(timeout=30) as client:
-        body = (
-            await client.post(server.graphql_url, json={"query": _PLACE, "variables": variables})
-        ).json()
+        body = await GraphQLClient(server.graphql_url, client).execute(_PLACE, variables)
     payload = body["data"]["placeOrder"]
     # `order` is read from the read model, so the order is projected once it is there.
     if payload["userErrors"] or payload["order"] is None:
@@ -47,7 +39,7 @@ async def _new_order(server: Process) -> str:
     return str(payload["orderId"])
 
 
-async def _subscribers(server: Process, order: str, n: int) -> dict[str, Any]:
+async def _subscribers(server: ServerProcess, order: str, n: int) -> dict[str, Any]:
     """n subscribers to one order: the server's memory while they are held, then one update."""
     before = server.rss_mib()
     process = await asyncio.create_subprocess_exec(
@@ -74,9 +66,9 @@ async def _subscribers(server: Process, order: str, n: int) -> dict[str, Any]:
     return result
 
 
-async def run(servers: Servers, size: Size) -> dict[str, Any]:
-    async with fresh_stores(servers, "subs") as stores:
-        await seed(stores.write_url, Dataset(orders=0, customers=100, products=100))
+async def run(servers: StoreServers, size: Size) -> dict[str, Any]:
+    async with fresh_stores(servers, "bench_subs") as stores:
+        await seed(stores.write, Dataset(orders=0, customers=100, products=100))
         await mark_delivered(stores)
         async with shop_serve(stores) as server:
             await settle(server, stores)

@@ -12,8 +12,6 @@ from pathlib import Path
 from benchmarks.harness import (
     BenchError,
     LoadResult,
-    Servers,
-    fresh_stores,
     log,
     mark_delivered,
     percentile,
@@ -25,6 +23,7 @@ from benchmarks.harness import (
 )
 from benchmarks.seed import Dataset, sample_ids, seed
 from benchmarks.sizes import Size
+from devtools.stores import StoreServers, fresh_stores
 
 CONCURRENCY = (1, 16, 64)
 
@@ -132,13 +131,13 @@ def _one_line_per_command(script: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def run(servers: Servers, size: Size) -> dict[str, object]:
+async def run(servers: StoreServers, size: Size) -> dict[str, object]:
     dataset = Dataset(orders=0, customers=size.write_customers, products=size.write_products)
     results: dict[str, object] = {"dataset": dataset}
-    async with fresh_stores(servers, "write") as stores:
-        await seed(stores.write_url, dataset)
+    async with fresh_stores(servers, "bench_write") as stores:
+        await seed(stores.write, dataset)
         await mark_delivered(stores)
-        data = Path(tempfile.gettempdir()) / f"{stores.tag}.lua"
+        data = Path(tempfile.gettempdir()) / f"{stores.prefix}.lua"
         ids = sample_ids(dataset)
         write_lua_data(data, customers=ids["customers"], products=ids["products"])
         shop: dict[int, LoadResult] = {}
@@ -161,7 +160,7 @@ async def run(servers: Servers, size: Size) -> dict[str, object]:
         baseline: dict[int, LoadResult] = {}
         for connections in CONCURRENCY:
             log(f"write path: pgbench, {connections} clients")
-            baseline[connections] = pgbench(stores.write_url, dataset, connections,
+            baseline[connections] = pgbench(stores.write, dataset, connections,
                                             size.load_seconds)  # fmt: skip
         data.unlink(missing_ok=True)
     results["shop"] = shop

@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import asyncpg
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.migrations import History, upgrade
 from app.adapters.postgres import create_engine
@@ -33,6 +34,16 @@ async def run_on_server(server_url: str, *statements: str) -> None:
         await connection.close()
 
 
+@contextlib.asynccontextmanager
+async def open_engine(url: str, pool_size: int = 1) -> AsyncIterator[AsyncEngine]:
+    """An engine on one database for the block's duration."""
+    engine = create_engine(url, pool_size=pool_size, connect_timeout_s=10)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
 # A service's two stores: each role's database and the migration history it takes.
 SHOP_DATABASES: Mapping[str, History] = MappingProxyType(
     {"write": History.WRITE, "read": History.READ}
@@ -50,7 +61,7 @@ class Databases:
 
     server_url: str
     tag: str
-    histories: Mapping[str, History] = SHOP_DATABASES
+    histories: Mapping[str, History] = field(default_factory=lambda: SHOP_DATABASES)
 
     def name(self, role: str) -> str:
         return f"{self.tag}_{role}"
@@ -72,17 +83,17 @@ class Databases:
     async def migrate(self) -> None:
         """Bring each database to the head of its role's migration history."""
         for role, history in self.histories.items():
-            engine = create_engine(self.url(role), pool_size=1, connect_timeout_s=10)
-            try:
+            async with open_engine(self.url(role)) as engine:
                 await upgrade(engine, history)
-            finally:
-                await engine.dispose()
 
     async def drop(self) -> None:
         """Drop them, whoever is still connected."""
         await run_on_server(
             self.server_url,
-            *(f'DROP DATABASE IF EXISTS "{self.name(role)}" WITH (FORCE)' for role in self.histories),
+            *(
+                f'DROP DATABASE IF EXISTS "{self.name(role)}" WITH (FORCE)'
+                for role in self.histories
+            ),
         )
 
 

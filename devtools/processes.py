@@ -20,13 +20,19 @@ class StartError(RuntimeError):
     """A process or server did not start; the message says why."""
 
 
+def installed(program: str) -> Path | None:
+    """The program next to this interpreter (a virtualenv's own, found without activating
+    it), else the one on PATH."""
+    found = shutil.which(program, path=str(Path(sys.executable).parent)) or shutil.which(program)
+    return None if found is None else Path(found)
+
+
 def shop_command() -> Path:
     """The `shop` console script next to this interpreter, else the one on PATH."""
-    beside = Path(sys.executable).parent / "shop"
-    found = str(beside) if beside.exists() else shutil.which("shop")
+    found = installed("shop")
     if found is None:
         raise StartError("no `shop` command: install the project (pip install -e .)")
-    return Path(found)
+    return found
 
 
 def environment_without_settings() -> dict[str, str]:
@@ -80,9 +86,6 @@ class ShopProcesses:
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
-
-    def log_tail(self, name: str) -> str:
-        return self.log_path(name).read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
         """SIGTERM every process, SIGKILL what is still there after STOP_TIMEOUT_S."""

@@ -16,7 +16,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from app.config.settings import Settings
-from app.embedded import EmbeddedUrls
+from app.embedded import EmbeddedServers, EmbeddedUrls
 from devtools.databases import fresh_databases, with_database
 
 _NOTHING_EMBEDDED = EmbeddedUrls(None, None, None)
@@ -64,8 +64,6 @@ def _embedded(folder: Path | None, *, postgres: bool, redis: bool) -> Iterator[E
     if not (postgres or redis):
         yield _NOTHING_EMBEDDED
         return
-    from app.embedded import EmbeddedServers
-
     with contextlib.ExitStack() as stack:
         if folder is None:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="shop-stores-")))
@@ -117,7 +115,7 @@ class StoreUrls:
             **extra,
         )
 
-    def env(self, base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+    def env(self, base: Mapping[str, str] | None = None, /, **extra: str) -> dict[str, str]:
         """The environment of a `shop` process on these stores: `base` (else this process's
         environment) with the stores' settings and `extra`."""
         return {

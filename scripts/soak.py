@@ -31,10 +31,11 @@ from typing import TextIO
 if __package__ in (None, ""):  # run as `python scripts/soak.py`: import from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.soak_audit import Audit
-from scripts.soak_load import SoakError
-from scripts.soak_run import Console, Options, Soak
-from scripts.soak_stores import postgres_server
+from devtools.processes import StartError
+from devtools.soak.audit import Audit
+from devtools.soak.load import SoakError
+from devtools.soak.run import Console, Options, Soak
+from devtools.stores import postgres_server
 
 SHOWN_DISCREPANCIES = 25
 
@@ -124,7 +125,7 @@ def summary(soak: Soak, audit: Audit, versions: str, command: str, wall_s: float
         "",
         f"Soak test: {command}",
         f"  when           {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {versions}",
-        f"  databases      {', '.join(soak.databases.names.values())}"
+        f"  databases      {', '.join(soak.databases.names)}"
         + (" (kept)" if soak.options.keep else " (dropped)"),
         f"  duration       {figures.load_s:.0f} s of load (asked: {soak.options.duration_s:.0f} s)"
         f", {figures.settle_s:.1f} s to catch up, {wall_s:.0f} s in all",
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     console = terminal_console(sys.stderr)
     try:
         status, report = asyncio.run(soak(options, postgres_url, console, command))
-    except SoakError as error:
+    except (SoakError, StartError) as error:
         console.say(f"the soak could not run: {error}")
         return 2
     except (KeyboardInterrupt, asyncio.CancelledError):

@@ -42,6 +42,5 @@ class Context:
     services: Services
     request: Request | WebSocket
     response: Response | WebSocket
-    request_id: str
     principal: Principal | None = None  # who is asking; None: anonymous
     connection_params: dict[str, object] | None = None  # a WebSocket's connection_init payload

@@ -20,9 +20,7 @@ async def dispatch(info: Info[Context, None], command: Command, payload: type[P]
     """Send a command on the bus and map its outcome to the payload type."""
     context = info.context
     try:
-        outcome = await context.services.bus.dispatch(
-            command, request_id=context.request_id, principal=context.principal
-        )
+        outcome = await context.services.bus.dispatch(command, principal=context.principal)
     except Rejected as refusal:
         return rejected(payload, refusal.errors)
     return accepted(payload, outcome)

@@ -64,7 +64,10 @@ def daily_sales_key(day: date) -> ChangeKey:
 def parse(text: str) -> ChangeKey:
     """The key a `str(key)` wrote; ValueError for text that is not one."""
     kind, _, subject = text.partition(":")
-    key_kind = KeyKind(kind)
-    if key_kind is KeyKind.DAILY_SALES:
-        return ChangeKey(key_kind, date.fromisoformat(subject))
-    return ChangeKey(key_kind, UUID(subject))
+    try:
+        key_kind = KeyKind(kind)
+        if key_kind is KeyKind.DAILY_SALES:
+            return ChangeKey(key_kind, date.fromisoformat(subject))
+        return ChangeKey(key_kind, UUID(subject))
+    except ValueError:
+        raise ValueError(f"not a change key: {text!r}") from None

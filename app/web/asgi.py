@@ -79,7 +79,6 @@ class ShopGraphQL(StrictGraphQL):
             services=request.app.state.api.services,
             request=request,
             response=response,  # type: ignore[arg-type]
-            request_id=request.scope.get("state", {}).get("request_id", "-"),
             principal=request.scope.get("state", {}).get("principal"),
         )
 

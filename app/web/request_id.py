@@ -25,7 +25,6 @@ class RequestIdMiddleware:
             return
         given = dict(scope["headers"]).get(HEADER.encode(), b"").decode("latin-1")
         request_id = given if _SANE.match(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
         token = current_request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:

@@ -15,13 +15,9 @@ class CommandBus:
         self._executor = executor
         self._metrics = metrics
 
-    async def dispatch(
-        self, command: Command, *, request_id: str = "-", principal: Principal | None = None
-    ) -> Accepted:
-        """Run the command; raises Rejected (nothing written) when a rule refuses it.
-
-        `request_id` is the caller's; log lines take it from the request's logging context.
-        """
+    async def dispatch(self, command: Command, *, principal: Principal | None = None) -> Accepted:
+        """Run the command; raises Rejected (nothing written) when a rule refuses it. Log lines
+        carry the request id from the logging context."""
         name = type(command).__name__
         with logged(name), self._metrics.measured(name):
             return await self._executor.execute(command, principal)

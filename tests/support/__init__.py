@@ -1,0 +1,1 @@
+"""What tests share that scripts and benchmarks do not; the rest is in devtools."""

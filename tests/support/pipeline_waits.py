@@ -1,0 +1,42 @@
+"""Waiting on the pipeline in tests."""
+
+from __future__ import annotations
+
+from app.pipeline.catch_up import wait_until_applied
+from app.pipeline.status import ProjectionStatus, projection_statuses
+from app.projections.registry import PROJECTIONS
+from app.runtime.bootstrap import Api, Stores
+from devtools import read_model_check
+
+
+async def caught_up(process: Api, token: str, timeout_s: float = 30) -> None:
+    """Fail unless every projection concerned applies the token's events in time."""
+    result = await wait_until_applied(
+        process.stores.read_engine, process.services.changes, token, PROJECTIONS, timeout_s
+    )
+    assert result.caught_up, f"projections {result.projections} did not catch up"
+
+
+async def until_projected(stores: Stores, timeout_s: float = 90) -> None:
+    """Fail unless every projection applies the latest version of every aggregate it follows
+    in time."""
+    behind = await read_model_check.until_projected(
+        stores.write_engine, stores.read_engine, timeout_s
+    )
+    assert not any(behind.values()), f"aggregates not yet projected: {behind}"
+
+
+async def settled_statuses(stores: Stores) -> list[ProjectionStatus]:
+    """Every projection's status once all report no lag, or as they are after 10 s (the
+    caller asserts on them)."""
+    import asyncio
+
+    s = stores.settings
+    for _ in range(100):
+        statuses = await projection_statuses(
+            stores.read_engine, stores.redis, s.redis_prefix, s.stream_partitions, PROJECTIONS
+        )
+        if all(status.lag_events == 0 for status in statuses):
+            break
+        await asyncio.sleep(0.1)
+    return statuses
