@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.events.consistency_token import AggregateVersion, decode_token
+from app.events.consistency_token import AggregateVersion
 from app.pipeline.change_feed import ChangeFeed
 from app.projections.base import Projection
 from app.projections.names import ProjectionName
@@ -58,14 +58,13 @@ async def has_applied(
 async def wait_until_applied(
     engine: AsyncEngine,
     feed: ChangeFeed,
-    token: str,
+    versions: Sequence[AggregateVersion],
     projections: Iterable[Projection],
     timeout_s: float,
 ) -> CaughtUp:
     """Wait (at most `timeout_s`) until the concerned projections among `projections` have
-    applied the token's events. Raises MalformedTokenError for a token we did not issue."""
+    applied a token's aggregate versions."""
     started = time.monotonic()
-    versions = decode_token(token)
     waiting_on = concerned(projections, versions)
     names = tuple(p.name for p in waiting_on)
     async with feed.watch(names) as watch:

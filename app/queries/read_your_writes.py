@@ -7,14 +7,14 @@ token and is null if the wait timed out (the contract's promise).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.types import Info
 
-from app.events.consistency_token import MalformedTokenError
+from app.events.consistency_token import AggregateVersion, MalformedTokenError, decode_token
 from app.graphql.context import Context
 from app.pipeline.catch_up import wait_until_applied
 from app.projections.names import ProjectionName
@@ -34,6 +34,19 @@ PRODUCT_READS = frozenset({ProjectionName.PRODUCT_CATALOGUE})
 SALES_READS = frozenset({ProjectionName.DAILY_SALES})
 
 
+def token_versions(
+    info: Info[Context, None], token: str, argument: str
+) -> Sequence[AggregateVersion]:
+    """The aggregate versions a consistency token names; a VALIDATION error, naming the
+    argument, for a token this service did not issue."""
+    try:
+        return decode_token(token)
+    except MalformedTokenError as error:
+        raise InvalidArgument(
+            f"{argument} is not a consistency token issued by this service"
+        ) from error
+
+
 async def wait_for_token(
     info: Info[Context, None], token: str | None, reads: frozenset[ProjectionName]
 ) -> bool:
@@ -44,14 +57,10 @@ async def wait_for_token(
     services = info.context.services
     projections = [p for p in PROJECTIONS if p.name in reads]
     timeout_s = services.settings.consistency_timeout_ms / 1000
-    try:
-        waited = await wait_until_applied(
-            services.query_engine, services.changes, token, projections, timeout_s
-        )
-    except MalformedTokenError as error:
-        raise InvalidArgument(
-            "consistentWith is not a consistency token issued by this service"
-        ) from error
+    versions = token_versions(info, token, "consistentWith")
+    waited = await wait_until_applied(
+        services.query_engine, services.changes, versions, projections, timeout_s
+    )
     return waited.caught_up
 
 

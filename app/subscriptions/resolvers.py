@@ -18,7 +18,6 @@ from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.types import Info
 
-from app.events.consistency_token import MalformedTokenError
 from app.graphql.context import Context
 from app.graphql.ids import parse_id
 from app.pipeline.catch_up import wait_until_applied
@@ -29,6 +28,7 @@ from app.projections.registry import PROJECTIONS
 from app.projections.tables import order_view
 from app.queries import access
 from app.queries.errors import InvalidArgument
+from app.queries.read_your_writes import token_versions
 from app.queries.resolvers import projection_status_list
 from app.queries.rows import read_order
 from app.queries.types import Order, ProjectionStatus
@@ -64,14 +64,10 @@ class Subscription:
         if not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
             raise InvalidArgument(f"timeoutMs must be between 0 and {MAX_TIMEOUT_MS}")
         services = info.context.services
-        try:
-            result = await wait_until_applied(
-                services.query_engine, services.changes, token, PROJECTIONS, timeout_ms / 1000
-            )
-        except MalformedTokenError as error:
-            raise InvalidArgument(
-                "token is not a consistency token issued by this service"
-            ) from error
+        versions = token_versions(info, token, "token")
+        result = await wait_until_applied(
+            services.query_engine, services.changes, versions, PROJECTIONS, timeout_ms / 1000
+        )
         yield CaughtUp(
             caught_up=result.caught_up,
             projections=list(result.projections),

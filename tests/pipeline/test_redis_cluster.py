@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.redis import RedisModeError, create_redis, ping
 from app.config.settings import Role, Settings, load_settings
+from app.events.consistency_token import decode_token
 from app.events.streams import acked_key, changes_channel, published_key, stream_key
 from app.pipeline.catch_up import wait_until_applied
 from app.pipeline.relay import OutboxRelay
@@ -149,7 +150,7 @@ async def assert_the_change_feed_announces(
         result = await wait_until_applied(
             process.stores.read_engine,
             process.services.changes,
-            order["consistencyToken"],
+            decode_token(order["consistencyToken"]),
             PROJECTIONS,
             10,
         )
@@ -161,7 +162,7 @@ async def assert_the_change_feed_announces(
         result = await wait_until_applied(
             process.stores.read_engine,
             process.services.changes,
-            paid["consistencyToken"],
+            decode_token(paid["consistencyToken"]),
             PROJECTIONS,
             10,
         )

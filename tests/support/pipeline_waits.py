@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.events.consistency_token import decode_token
 from app.pipeline.catch_up import wait_until_applied
 from app.pipeline.status import ProjectionStatus, projection_statuses
 from app.projections.registry import PROJECTIONS
@@ -12,7 +13,11 @@ from devtools import read_model_check
 async def caught_up(process: Api, token: str, timeout_s: float = 30) -> None:
     """Fail unless every projection concerned applies the token's events in time."""
     result = await wait_until_applied(
-        process.stores.read_engine, process.services.changes, token, PROJECTIONS, timeout_s
+        process.stores.read_engine,
+        process.services.changes,
+        decode_token(token),
+        PROJECTIONS,
+        timeout_s,
     )
     assert result.caught_up, f"projections {result.projections} did not catch up"
 
