@@ -20,7 +20,15 @@ from app.projections.base import Projection
 from app.projections.change_keys import ChangedKeys, customer_key
 from app.projections.names import ProjectionName
 from app.projections.tables import customer_summary
-from app.projections.upserts import Excluded, Row, added, given_or_kept, greatest, latest, upsert
+from app.projections.upserts import (
+    Excluded,
+    Row,
+    added,
+    fold_and_upsert,
+    given_or_kept,
+    greatest,
+    latest,
+)
 
 
 class CustomerSummary(Projection):
@@ -32,11 +40,9 @@ class CustomerSummary(Projection):
     async def apply(
         self, connection: AsyncConnection, events: Sequence[RecordedEvent]
     ) -> ChangedKeys:
-        rows: dict[UUID, Row] = {}
-        for recorded in events:
-            _fold(rows, recorded)
-        await upsert(connection, customer_summary, rows.values(), _merge)
-        return {customer_key(customer_id) for customer_id in rows}
+        return await fold_and_upsert(
+            connection, events, customer_summary, _fold, _merge, customer_key
+        )
 
 
 def _blank(customer_id: UUID) -> Row:

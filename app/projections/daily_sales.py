@@ -20,7 +20,7 @@ from app.projections.base import Projection
 from app.projections.change_keys import ChangedKeys, daily_sales_key
 from app.projections.names import ProjectionName
 from app.projections.tables import daily_sales
-from app.projections.upserts import Excluded, Row, added, upsert, utc_day
+from app.projections.upserts import Excluded, Row, added, fold_and_upsert, utc_day
 
 _COUNTERS = ("orders_placed", "orders_cancelled", "items_sold", "revenue_cents")
 
@@ -34,11 +34,9 @@ class DailySales(Projection):
     async def apply(
         self, connection: AsyncConnection, events: Sequence[RecordedEvent]
     ) -> ChangedKeys:
-        rows: dict[date, Row] = {}
-        for recorded in events:
-            _fold(rows, recorded)
-        await upsert(connection, daily_sales, rows.values(), _merge, key="day")
-        return {daily_sales_key(day) for day in rows}
+        return await fold_and_upsert(
+            connection, events, daily_sales, _fold, _merge, daily_sales_key, key="day"
+        )
 
 
 def _fold(rows: dict[date, Row], recorded: RecordedEvent) -> None:

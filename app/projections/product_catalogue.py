@@ -28,7 +28,7 @@ from app.projections.base import Projection
 from app.projections.change_keys import ChangedKeys, product_key
 from app.projections.names import ProjectionName
 from app.projections.tables import product_catalogue
-from app.projections.upserts import Excluded, Row, added, given_or_kept, greatest, upsert
+from app.projections.upserts import Excluded, Row, added, fold_and_upsert, given_or_kept, greatest
 
 
 class ProductCatalogue(Projection):
@@ -42,11 +42,9 @@ class ProductCatalogue(Projection):
     async def apply(
         self, connection: AsyncConnection, events: Sequence[RecordedEvent]
     ) -> ChangedKeys:
-        rows: dict[UUID, Row] = {}
-        for recorded in events:
-            _fold(rows, recorded)
-        await upsert(connection, product_catalogue, rows.values(), _merge)
-        return {product_key(product_id) for product_id in rows}
+        return await fold_and_upsert(
+            connection, events, product_catalogue, _fold, _merge, product_key
+        )
 
 
 def _row(rows: dict[UUID, Row], product_id: UUID) -> Row:

@@ -7,19 +7,40 @@ lock them in the same order and cannot deadlock on each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Table, func
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
+from app.events import RecordedEvent
+from app.projections.change_keys import ChangedKeys, ChangeKey
+
 Row = dict[str, Any]
 Excluded = ReadOnlyColumnCollection[str, Any]
 SetClause = Callable[[Table, Excluded], Mapping[str, ColumnElement[Any]]]
+K = TypeVar("K", bound=Hashable)
+
+
+async def fold_and_upsert(
+    connection: AsyncConnection,
+    events: Sequence[RecordedEvent],
+    table: Table,
+    fold: Callable[[dict[K, Row], RecordedEvent], None],
+    set_clause: SetClause,
+    change_key: Callable[[K], ChangeKey],
+    key: str = "id",
+) -> ChangedKeys:
+    """Fold a batch into one row per key, upsert them, and name the rows that changed."""
+    rows: dict[K, Row] = {}
+    for recorded in events:
+        fold(rows, recorded)
+    await upsert(connection, table, rows.values(), set_clause, key)
+    return {change_key(row_key) for row_key in rows}
 
 
 def added(table: Table, excluded: Excluded, *columns: str) -> dict[str, ColumnElement[Any]]:
