@@ -27,12 +27,15 @@ from devtools.stores import StoreServers, StoreUrls, delete_prefix, store_server
 
 
 @pytest.fixture(scope="session")
-def servers_for_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServers]:
-    """The servers the environment names; embedded ones for whatever it does not."""
+def servers_for_tests() -> Iterator[StoreServers]:
+    """The servers the environment names; embedded ones for whatever it does not.
+
+    Embedded ones live in a temporary folder of their own, not under pytest's base
+    directory: pytest deletes all but the newest three of those when a session starts, so
+    a second test session on the machine would remove this one's running servers.
+    """
     with store_servers(
-        os.environ.get("SHOP_TEST_DATABASE_URL"),
-        os.environ.get("SHOP_TEST_REDIS_URL"),
-        tmp_path_factory.mktemp("embedded"),
+        os.environ.get("SHOP_TEST_DATABASE_URL"), os.environ.get("SHOP_TEST_REDIS_URL")
     ) as servers:
         yield servers
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -18,9 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.redis import RedisModeError, create_redis, ping
 from app.config.settings import Role, Settings, load_settings
-from app.events.consistency_token import decode_token
 from app.events.streams import acked_key, changes_channel, published_key, stream_key
-from app.pipeline.catch_up import wait_until_applied
 from app.pipeline.relay import OutboxRelay
 from app.pipeline.runner import ProjectionRunner
 from app.projections.change_keys import order_key
@@ -32,6 +32,7 @@ from devtools.ports import free_port
 from devtools.read_model_check import read_models, replay_log
 from devtools.redis_cluster import LocalCluster, local_cluster
 from devtools.servers import running_server
+from tests.support.consistency_tokens import versions_of
 from tests.support.pipeline_waits import settled_statuses, until_projected
 from tests.support.shop_traffic import Traffic
 
@@ -44,8 +45,12 @@ WIRING = "the bootstrap must call create_redis(..., cluster=settings.redis_clust
 
 
 @pytest.fixture(scope="module")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with local_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+def redis_cluster() -> Iterator[LocalCluster]:
+    # Not under pytest's base directory, which another test session may prune (conftest.py).
+    with (
+        tempfile.TemporaryDirectory(prefix="shop-redis-cluster-") as folder,
+        local_cluster(Path(folder)) as cluster,
+    ):
         yield cluster
 
 
@@ -147,10 +152,8 @@ async def assert_the_change_feed_announces(
     channel = changes_channel(process.settings.redis_prefix)
     async with announcements(cluster.url, channel) as heard:
         order = await gql.order(traffic.customers[0], (traffic.products[0], 1))
-        result = await wait_until_applied(
-            process.stores.read_engine,
-            process.services.changes,
-            decode_token(order["consistencyToken"]),
+        result = await process.services.catch_up.wait(
+            versions_of(process, order["consistencyToken"]),
             PROJECTIONS,
             10,
         )
@@ -159,10 +162,8 @@ async def assert_the_change_feed_announces(
         async with process.services.changes.watch(["order_view"]) as watch:
             paid = await gql.ok(PAY_ORDER, orderId=order["orderId"])
             assert await watch.wait(10), "the change feed heard no announcement"
-        result = await wait_until_applied(
-            process.stores.read_engine,
-            process.services.changes,
-            decode_token(paid["consistencyToken"]),
+        result = await process.services.catch_up.wait(
+            versions_of(process, paid["consistencyToken"]),
             PROJECTIONS,
             10,
         )
