@@ -48,6 +48,7 @@ def settings_or_exit(**overrides: object) -> Settings:
 def export_urls(settings: Settings) -> None:
     """Hand the resolved settings to child processes (uvicorn workers) through the environment."""
     values = {
+        "SHOP_HOST": settings.host,  # the workers check the bind address as `serve` did
         "SHOP_DATABASE_URL": settings.database_url,
         "SHOP_READ_DATABASE_URL": settings.read_database_url,
         "SHOP_REDIS_URL": settings.redis_url,

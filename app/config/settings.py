@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
@@ -58,13 +67,23 @@ class Settings(BaseSettings):
     projector_max_attempts: int = Field(3, ge=1, le=20)
     lease_ttl_s: float = Field(10.0, ge=1, le=300)
     consistency_timeout_ms: int = Field(5000, ge=0, le=60_000)
+    # Waits for projections to catch up (consistentWith, payloads' read models,
+    # projectionsCaughtUp) at once: per HTTP request or WebSocket, and per process.
+    max_waits_per_request: int = Field(10, ge=1, le=1000)
+    max_waits_per_process: int = Field(2000, ge=1, le=1_000_000)
+    # The key consistency tokens are signed with (docs/security.md); unset: one generated once
+    # and kept in the write store, which every API process reads at start.
+    consistency_token_secret: SecretStr | None = None
 
     # Who may do what (docs/security.md). With neither a secret nor a JWKS URL the service
-    # runs open: everyone is an admin. For local use only; it says so at start.
+    # runs open: everyone is an admin. Allowed on a loopback address (local use), elsewhere
+    # only when asked for by name; it says so at every start.
+    allow_open_access: bool = False
     jwt_secret: SecretStr | None = None  # HS256
-    jwt_jwks_url: str | None = None  # RS256/ES256 keys from an identity provider
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
+    jwt_jwks_url: str | None = None  # RS256/ES256 keys from an identity provider, https only
+    jwt_jwks_cache_s: float = Field(300.0, gt=0, le=86_400)  # a fetched key set's lifespan
+    jwt_audience: str | None = Field(None, validate_default=True)
+    jwt_issuer: str | None = Field(None, validate_default=True)
     jwt_leeway_s: float = Field(30.0, ge=0, le=600)
 
     # Limits on what one request may ask for.
@@ -83,14 +102,34 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 bytes (HS256 needs a key as long as its hash)")
         return value
 
+    @field_validator("consistency_token_secret")
+    @classmethod
+    def _token_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value().encode()) < 32:
+            raise ValueError("must be at least 32 bytes")
+        return value
+
     @field_validator("jwt_jwks_url")
     @classmethod
     def _https_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        if not value.startswith(("https://", "http://")):
+        if not value.strip().startswith("https://"):
             raise ValueError("must be an https:// URL")
         return value.strip()
+
+    @field_validator("jwt_audience", "jwt_issuer")
+    @classmethod
+    def _required_with_a_key_set(cls, value: str | None, info: ValidationInfo) -> str | None:
+        value = value.strip() if value else None
+        if value is None and info.data.get("jwt_jwks_url"):
+            raise ValueError(
+                "must be set with SHOP_JWT_JWKS_URL: tokens from an identity provider must "
+                "name this service (aud) and the provider (iss)"
+            )
+        return value
 
     @field_validator("database_url", "read_database_url")
     @classmethod
@@ -125,15 +164,70 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _open_only_on_purpose(
+        cls, data: object, handler: ModelWrapValidatorHandler[Settings]
+    ) -> Settings:
+        settings = handler(data)
+        if settings.open_by_default:
+            blank = [name for name in _CREDENTIALS if _blank(data, name)]
+            if blank or not is_loopback(settings.host):
+                raise ValueError(_open_access_refusal(settings.host, blank))
+        return settings
+
     @property
     def open_access(self) -> bool:
         """True when no way to check credentials is configured: everyone is an admin."""
         return self.jwt_secret is None and self.jwt_jwks_url is None
 
     @property
+    def open_by_default(self) -> bool:
+        """Open without being asked to by name: allowed for callers on this machine only."""
+        return self.open_access and not self.allow_open_access
+
+    @property
     def embedded(self) -> bool:
         """True when at least one store is served by the embedded servers."""
         return None in (self.database_url, self.read_database_url, self.redis_url)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host`: 127.0.0.0/8, ::1 or localhost."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name other than localhost may resolve to anything
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+_CREDENTIALS = ("jwt_secret", "jwt_jwks_url")
+
+
+def _blank(data: object, name: str) -> bool:
+    """Whether a credentials setting was given but empty (an unfilled template, say)."""
+    value = data.get(name) if isinstance(data, dict) else None
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return isinstance(value, str) and not value.strip()
+
+
+def _open_access_refusal(host: str, blank: list[str]) -> str:
+    why = (
+        " and ".join(f"SHOP_{name.upper()}" for name in blank)
+        + (" is" if len(blank) == 1 else " are")
+        + " set but empty"
+        if blank
+        else f"SHOP_HOST={host!r} is not a loopback address"
+    )
+    return (
+        f"{why}, and with neither SHOP_JWT_SECRET nor SHOP_JWT_JWKS_URL every caller would be "
+        "an admin: set one of them (docs/security.md), or set SHOP_ALLOW_OPEN_ACCESS=true to "
+        "serve open on purpose"
+    )
 
 
 def _check_scheme(value: str | None, schemes: tuple[str, ...]) -> str | None:
@@ -154,6 +248,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as error:
         problems = []
         for item in error.errors():
+            if not item["loc"]:  # a rule on several settings names them itself
+                problems.append(item["msg"].removeprefix("Value error, "))
+                continue
             name = "SHOP_" + "_".join(str(part) for part in item["loc"]).upper()
             given = "<hidden>" if "SECRET" in name else repr(item.get("input"))
             problems.append(f"{name}={given}: {item['msg']}")

@@ -12,7 +12,9 @@ from starlette.websockets import WebSocket
 
 from app.adapters.redis import RedisClient
 from app.config.settings import Settings
+from app.events.consistency_token import TokenKey
 from app.graphql.single_flight import SingleFlight
+from app.pipeline.catch_up import CatchUpWaiter, WaitSlots
 from app.pipeline.change_feed import ChangeFeed
 from app.security.principal import Principal
 from app.security.tokens import Authenticator
@@ -31,7 +33,9 @@ class Services:
     query_engine: AsyncEngine  # the read store, each statement on its own (no BEGIN/ROLLBACK)
     redis: RedisClient
     changes: ChangeFeed
+    catch_up: CatchUpWaiter  # every wait for projections to catch up
     authenticator: Authenticator
+    token_key: TokenKey  # signs and checks consistency tokens
     shared_reads: SingleFlight = field(default_factory=SingleFlight)
 
 
@@ -44,3 +48,8 @@ class Context:
     response: Response | WebSocket
     principal: Principal | None = None  # who is asking; None: anonymous
     connection_params: dict[str, object] | None = None  # a WebSocket's connection_init payload
+    waits: WaitSlots = field(init=False)  # its waits for projections in progress
+
+    def __post_init__(self) -> None:
+        holder = "this connection" if isinstance(self.request, WebSocket) else "this request"
+        self.waits = WaitSlots(self.services.settings.max_waits_per_request, holder)

@@ -7,7 +7,9 @@ without a word of what the driver said.
 from __future__ import annotations
 
 from graphql import GraphQLError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from app.adapters.postgres import DatabaseUnavailable
 from app.config.logs import current_request_id
@@ -19,16 +21,26 @@ class ClientError(ValueError):
     code = "VALIDATION"
 
 
+# Strawberry's words on an operation it cannot run (none named, or of a type not allowed).
+_DOCUMENT_ERRORS = (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError)
+
+
 def _unexpected(error: GraphQLError) -> bool:
-    # Errors without a path come from parsing, validation and coercing variables: they are
-    # about the client's document and safe to show. Errors with a path were raised while
-    # resolving a field: shown only when raised as ClientError.
+    # Decided by what raised it, on every transport. graphql-core's own errors (no original,
+    # or wrapping its own, as for a variable a scalar refused) are about the document when
+    # they have no path; with one they are about the result, a fault here. Anything else is
+    # shown only when raised as ClientError: an exception from a resolver or a subscription's
+    # generator (which has no path) may carry a driver's message, a URL, a password.
     original = error.original_error
-    return error.path is not None and not isinstance(original, ClientError)
+    if original is None or isinstance(original, GraphQLError):
+        return error.path is not None
+    return not isinstance(original, (ClientError, *_DOCUMENT_ERRORS))
 
 
 class MaskUnexpectedErrors(MaskErrors):
-    """Replace the message of every unexpected error with a code and the request id."""
+    """Replace the message of every unexpected error with a code and the request id: over
+    HTTP once the operation ends, over WebSocket on each result before it is sent (strawberry
+    calls `on_stream_result` for both subprotocols)."""
 
     def __init__(self) -> None:
         super().__init__(should_mask_error=_unexpected)

@@ -19,21 +19,27 @@ from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinition
 from strawberry.types.scalar import ScalarDefinition
 
+from app.graphql.errors import ClientError
+
 _LIMIT = 2**53
 T = TypeVar("T")
 
 Long = NewType("Long", int)
 
 
+class InvalidScalarValue(ClientError):
+    """A value a scalar refuses; the message, shown to the client, says why."""
+
+
 def _parse_long(value: object) -> int:
     # JSON numbers arrive as int, or as float when a client writes 5.0; bools are not numbers.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"Long must be an integer, not {value!r}")
+        raise InvalidScalarValue(f"Long must be an integer, not {value!r}")
     if isinstance(value, float) and not value.is_integer():
-        raise ValueError(f"Long must be an integer, not {value!r}")
+        raise InvalidScalarValue(f"Long must be an integer, not {value!r}")
     number = int(value)
     if not -_LIMIT < number < _LIMIT:
-        raise ValueError("Long must be within ±(2^53 - 1)")
+        raise InvalidScalarValue("Long must be within ±(2^53 - 1)")
     return number
 
 
@@ -43,7 +49,7 @@ def _parsed(definition: ScalarDefinition, value: object, example: str) -> object
     # Raised after the handler, not in it, so that no log chains strawberry's raw quote.
     with contextlib.suppress(StrawberryInputCoercionError):
         return parse(value)
-    raise ValueError(f"{definition.name} must be ISO 8601, like {example}")
+    raise InvalidScalarValue(f"{definition.name} must be ISO 8601, like {example}")
 
 
 def _parse_date(value: object) -> date:
@@ -61,7 +67,7 @@ def _parse_datetime(value: object) -> datetime:
         try:
             moment.astimezone(UTC)
         except OverflowError:
-            raise ValueError("DateTime is out of range once taken to UTC") from None
+            raise InvalidScalarValue("DateTime is out of range once taken to UTC") from None
     return moment
 
 

@@ -1,4 +1,4 @@
-"""Errors in a query's arguments: shown to the client with the code VALIDATION."""
+"""Errors in what a query asks: shown to the client with a code (VALIDATION, RATE_LIMITED)."""
 
 from __future__ import annotations
 
@@ -12,3 +12,10 @@ class InvalidArgument(ClientError):
 
     # graphql-core copies an original error's `extensions` into the GraphQL error it reports.
     extensions: ClassVar[dict[str, object]] = {"code": "VALIDATION"}
+
+
+class TooManyWaits(ClientError):
+    """A wait for projections past the cap per request (or WebSocket) or per process: refused
+    at once, not queued."""
+
+    extensions: ClassVar[dict[str, object]] = {"code": "RATE_LIMITED"}

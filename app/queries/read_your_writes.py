@@ -16,13 +16,15 @@ from strawberry.types import Info
 
 from app.events.consistency_token import AggregateVersion, MalformedTokenError, decode_token
 from app.graphql.context import Context
-from app.pipeline.catch_up import wait_until_applied
+from app.pipeline.catch_up import CaughtUp, WaitLimitReached
+from app.projections.base import Projection
 from app.projections.names import ProjectionName
 from app.projections.registry import PROJECTIONS
 from app.queries import access
-from app.queries.errors import InvalidArgument
+from app.queries.errors import InvalidArgument, TooManyWaits
 from app.queries.rows import read_customer, read_order, read_product
 from app.queries.types import Customer, Order, Product
+from app.security.principal import caller_identity
 
 T = TypeVar("T")
 
@@ -38,12 +40,17 @@ def token_versions(
     info: Info[Context, None], token: str, argument: str
 ) -> Sequence[AggregateVersion]:
     """The aggregate versions a consistency token names; a VALIDATION error, naming the
-    argument, for a token this service did not issue."""
+    argument, for a token this service did not issue to this caller.
+
+    Garbage, a forged or altered token, one signed with another key and someone else's all get
+    the same answer, at once: a refusal says nothing about the ids the token names.
+    """
+    key, caller = info.context.services.token_key, caller_identity(info.context.principal)
     try:
-        return decode_token(token)
+        return decode_token(token, key, caller)
     except MalformedTokenError as error:
         raise InvalidArgument(
-            f"{argument} is not a consistency token issued by this service"
+            f"{argument} is not a consistency token issued by this service to this caller"
         ) from error
 
 
@@ -54,14 +61,28 @@ async def wait_for_token(
     by the token have applied its events; True if they have or no token was given."""
     if token is None:
         return True
-    services = info.context.services
     projections = [p for p in PROJECTIONS if p.name in reads]
-    timeout_s = services.settings.consistency_timeout_ms / 1000
+    timeout_s = info.context.services.settings.consistency_timeout_ms / 1000
     versions = token_versions(info, token, "consistentWith")
-    waited = await wait_until_applied(
-        services.query_engine, services.changes, versions, projections, timeout_s
-    )
+    waited = await wait_until_applied(info, versions, projections, timeout_s)
     return waited.caught_up
+
+
+async def wait_until_applied(
+    info: Info[Context, None],
+    versions: Sequence[AggregateVersion],
+    projections: Sequence[Projection],
+    timeout_s: float,
+) -> CaughtUp:
+    """Wait (at most `timeout_s`) until the concerned `projections` have applied `versions`;
+    RATE_LIMITED at once when this request (or WebSocket) or this process already waits on
+    as many tokens as it may."""
+    context = info.context
+    try:
+        with context.waits.take():
+            return await context.services.catch_up.wait(versions, projections, timeout_s)
+    except WaitLimitReached as error:
+        raise TooManyWaits(str(error)) from error
 
 
 async def _after_write(

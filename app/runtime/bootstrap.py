@@ -21,8 +21,11 @@ from app.adapters import postgres
 from app.adapters import redis as redis_adapter
 from app.adapters.migrations import History, require_current
 from app.adapters.redis import RedisClient
+from app.adapters.service_keys import service_key
 from app.config.settings import Settings
+from app.events.consistency_token import TokenKey
 from app.graphql.context import Services
+from app.pipeline.catch_up import CatchUpWaiter
 from app.pipeline.change_feed import ChangeFeed
 from app.security.tokens import Authenticator
 from app.write.authorization import command_rules
@@ -125,32 +128,48 @@ class Api:
 async def open_api(settings: Settings) -> AsyncIterator[Api]:
     """Everything an API process uses, with the change feed running; closed on exit."""
     async with open_stores(settings) as stores:
+        token_key = await consistency_token_key(settings, stores.write_engine)
         metrics = CollectorRegistry()
         changes = ChangeFeed(stores.redis, settings.redis_prefix)
         feed = asyncio.create_task(changes.run(), name="change-feed")
+        query_engine = stores.read_engine.execution_options(isolation_level="AUTOCOMMIT")
         services = Services(
             settings=settings,
-            bus=command_bus(stores.write_engine, metrics),
-            query_engine=stores.read_engine.execution_options(isolation_level="AUTOCOMMIT"),
+            bus=command_bus(stores.write_engine, metrics, token_key),
+            query_engine=query_engine,
             redis=stores.redis,
             changes=changes,
+            catch_up=CatchUpWaiter(query_engine, changes, settings.max_waits_per_process),
             authenticator=Authenticator(settings),
+            token_key=token_key,
         )
         try:
             yield Api(stores, metrics, services)
         finally:
+            await services.catch_up.close()
             feed.cancel()
             await asyncio.gather(feed, return_exceptions=True)
 
 
-def command_bus(write_engine: AsyncEngine, metrics: CollectorRegistry) -> CommandBus:
+def command_bus(
+    write_engine: AsyncEngine, metrics: CollectorRegistry, token_key: TokenKey
+) -> CommandBus:
     """The bus: each command run by the executor on the write store, logged and measured."""
     executor = CommandExecutor(
         unit_of_work=partial(PostgresUnitOfWork, write_engine),
         handlers=HANDLERS,
         policy=command_rules,
+        token_key=token_key,
     )
     return CommandBus(executor, CommandMetrics(metrics))
+
+
+async def consistency_token_key(settings: Settings, write_engine: AsyncEngine) -> TokenKey:
+    """The key consistency tokens are signed with: SHOP_CONSISTENCY_TOKEN_SECRET, else the one
+    kept in the write store (made by the first process that asks), so every process agrees."""
+    if settings.consistency_token_secret is not None:
+        return TokenKey(settings.consistency_token_secret.get_secret_value().encode())
+    return TokenKey(await service_key(write_engine, "consistency_token"))
 
 
 async def require_migrated(stores: Stores) -> None:

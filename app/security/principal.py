@@ -37,3 +37,11 @@ class Principal:
 
 LOCAL_ADMIN = Principal(UserRole.ADMIN, "local")
 """Everyone, when the service runs open (no secret and no JWKS URL configured)."""
+
+
+def caller_identity(principal: Principal | None) -> str:
+    """Who is asking, as one string (role and subject, a customer's id in its canonical form;
+    empty for anonymous callers): what a consistency token is bound to."""
+    if principal is None:
+        return ""
+    return f"{principal.role.value}:{principal.customer_id or principal.subject}"

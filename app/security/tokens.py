@@ -4,6 +4,7 @@ for local use (`shop token`)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -17,6 +18,8 @@ _ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 _REQUIRED_CLAIMS = ["exp", "sub", "role"]
 MAX_TOKEN_CHARS = 8192
 
+log = logging.getLogger("app.security.tokens")
+
 
 class InvalidCredentials(Exception):
     """The credentials sent are unusable; the message says why, without echoing them."""
@@ -27,8 +30,10 @@ class Authenticator:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        # Keys live as long as the key set they came in (no per-key cache, which never
+        # expires): a key the provider withdraws stops being trusted within the lifespan.
         self._jwks = (
-            jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300, timeout=5)
+            jwt.PyJWKClient(settings.jwt_jwks_url, lifespan=settings.jwt_jwks_cache_s, timeout=5)
             if settings.jwt_jwks_url
             else None
         )
@@ -53,11 +58,10 @@ class Authenticator:
 
     async def verify(self, token: str) -> Principal:
         settings = self._settings
+        audience = settings.jwt_audience
         try:
             if self._jwks is not None:
-                # PyJWKClient fetches (and caches) keys with blocking I/O.
-                signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
-                key: object = signing_key.key
+                key: object = await _provider_key(self._jwks, token)
                 algorithms = _ASYMMETRIC
             else:
                 assert settings.jwt_secret is not None
@@ -67,18 +71,38 @@ class Authenticator:
                 token,
                 key,  # type: ignore[arg-type]
                 algorithms=algorithms,
-                audience=settings.jwt_audience,
+                audience=audience,
                 issuer=settings.jwt_issuer,
                 leeway=settings.jwt_leeway_s,
-                options={"require": _REQUIRED_CLAIMS, "verify_aud": bool(settings.jwt_audience)},
+                options={"require": _required_claims(settings), "verify_aud": bool(audience)},
             )
         except jwt.ExpiredSignatureError as error:
             raise InvalidCredentials("the token has expired") from error
-        except jwt.PyJWKClientError as error:
-            raise InvalidCredentials("the token's signing key cannot be found") from error
         except jwt.InvalidTokenError as error:
             raise InvalidCredentials(f"the token is invalid: {_reason(error)}") from error
         return principal_from_claims(claims)
+
+
+async def _provider_key(jwks: jwt.PyJWKClient, token: str) -> object:
+    """The identity provider's key that signed the token. A key set that cannot be fetched or
+    read refuses the caller (401) and warns the operator; it is no server error."""
+    try:
+        # PyJWKClient fetches (and caches) the key set with blocking I/O.
+        return (await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)).key
+    except jwt.PyJWKClientConnectionError as error:
+        log.warning("the JWKS endpoint cannot be reached: %s", error)
+        raise InvalidCredentials("the identity provider's keys cannot be fetched") from error
+    except (jwt.PyJWKSetError, ValueError) as error:  # not JSON, or no usable key in it
+        log.warning("the JWKS endpoint sent an unusable key set: %s", error)
+        raise InvalidCredentials("the identity provider's key set cannot be used") from error
+    except jwt.PyJWKClientError as error:
+        raise InvalidCredentials("the token's signing key cannot be found") from error
+
+
+def _required_claims(settings: Settings) -> list[str]:
+    """Claims a token must carry: the audience and issuer too, when they are configured."""
+    configured = {"aud": settings.jwt_audience, "iss": settings.jwt_issuer}
+    return _REQUIRED_CLAIMS + [claim for claim, value in configured.items() if value]
 
 
 def principal_from_claims(claims: Mapping[str, object]) -> Principal:

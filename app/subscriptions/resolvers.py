@@ -20,7 +20,6 @@ from strawberry.types import Info
 
 from app.graphql.context import Context
 from app.graphql.ids import parse_id
-from app.pipeline.catch_up import wait_until_applied
 from app.pipeline.change_feed import Watch
 from app.projections.change_keys import ChangeKey, KeyKind, customer_orders_key, order_key
 from app.projections.names import ProjectionName
@@ -28,7 +27,7 @@ from app.projections.registry import PROJECTIONS
 from app.projections.tables import order_view
 from app.queries import access
 from app.queries.errors import InvalidArgument
-from app.queries.read_your_writes import token_versions
+from app.queries.read_your_writes import token_versions, wait_until_applied
 from app.queries.resolvers import projection_status_list
 from app.queries.rows import read_order
 from app.queries.types import Order, ProjectionStatus
@@ -63,11 +62,8 @@ class Subscription:
         timeout_ms = 5000 if timeout_ms is None else timeout_ms
         if not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
             raise InvalidArgument(f"timeoutMs must be between 0 and {MAX_TIMEOUT_MS}")
-        services = info.context.services
         versions = token_versions(info, token, "token")
-        result = await wait_until_applied(
-            services.query_engine, services.changes, versions, PROJECTIONS, timeout_ms / 1000
-        )
+        result = await wait_until_applied(info, versions, PROJECTIONS, timeout_ms / 1000)
         yield CaughtUp(
             caught_up=result.caught_up,
             projections=list(result.projections),

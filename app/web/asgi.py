@@ -29,6 +29,7 @@ from app.schema import create_schema, limits_of
 from app.security.tokens import InvalidCredentials
 from app.web.body_limit import BodySizeLimit, error_response
 from app.web.graphql_view import StrictGraphQL
+from app.web.loopback_only import LoopbackOnly
 from app.web.playground.pages import graphiql_response
 from app.web.playground.pages import routes as playground_routes
 from app.web.request_id import RequestIdMiddleware
@@ -139,6 +140,20 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(api.metrics), media_type=CONTENT_TYPE_LATEST)
 
 
+def say_if_open(settings: Settings) -> None:
+    """At every start: whether the API is open, everyone an admin (docs/security.md)."""
+    if settings.open_by_default:
+        log.warning(
+            "no SHOP_JWT_SECRET or SHOP_JWT_JWKS_URL: the API is OPEN, everyone is an "
+            "admin. For local use only (loopback addresses); see docs/security.md"
+        )
+    elif settings.open_access:
+        log.error(
+            "SHOP_ALLOW_OPEN_ACCESS=true and no SHOP_JWT_SECRET or SHOP_JWT_JWKS_URL: the API "
+            "is OPEN to whoever reaches it, everyone is an admin; see docs/security.md"
+        )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the application for one process; stores are opened by its lifespan."""
     settings = settings or load_settings()
@@ -165,11 +180,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if settings.role is Role.ALL:
                 await stack.enter_async_context(running_loops(pipeline_loops(stores)))
             log.info("serving role %s", settings.role.value)
-            if settings.open_access:
-                log.warning(
-                    "no SHOP_JWT_SECRET or SHOP_JWT_JWKS_URL: the API is OPEN, everyone is an "
-                    "admin. For local use only; see docs/security.md"
-                )
+            say_if_open(settings)
             yield
 
     routes = [
@@ -182,6 +193,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     middleware = [
         Middleware(RequestIdMiddleware),
+        *([Middleware(LoopbackOnly)] if settings.open_by_default else []),
         Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

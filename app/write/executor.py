@@ -13,8 +13,14 @@ from asyncpg.exceptions import DeadlockDetectedError, SerializationError
 from sqlalchemy.exc import DBAPIError
 
 from app.adapters.postgres import driver_error
-from app.events.consistency_token import encode_token
-from app.security.principal import Principal
+from app.events.consistency_token import (
+    AggregateVersion,
+    TokenKey,
+    dump_versions,
+    encode_token,
+    load_versions,
+)
+from app.security.principal import Principal, caller_identity
 from app.write.commands import Command
 from app.write.handlers import Handlers
 from app.write.ports import UnitOfWork
@@ -30,29 +36,47 @@ _TRANSIENT = (DeadlockDetectedError, SerializationError)
 
 @dataclass(frozen=True)
 class Accepted:
-    """A command that committed: the aggregate it concerned, its version, and a token."""
+    """A command that committed: the aggregate it concerned, its version, and a consistency
+    token for the caller."""
 
     aggregate_id: UUID
     version: int
     consistency_token: str
 
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a committed command produced, whoever asks: kept in its idempotency record."""
+
+    aggregate_id: UUID
+    version: int
+    produced: tuple[AggregateVersion, ...]
+
     def to_json(self) -> dict[str, Any]:
-        return {"id": str(self.aggregate_id), "v": self.version, "t": self.consistency_token}
+        return {"id": str(self.aggregate_id), "v": self.version, "a": dump_versions(self.produced)}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Accepted:
-        return cls(UUID(data["id"]), int(data["v"]), str(data["t"]))
+    def from_json(cls, data: dict[str, Any]) -> Outcome:
+        # Records made before tokens were signed hold an unsigned token ("t"), no versions:
+        # their replays get a token that names nothing, so waits on it end at once.
+        return cls(UUID(data["id"]), int(data["v"]), load_versions(data.get("a", [])))
 
 
 class CommandExecutor:
     """Runs each command in its own unit of work: authorize, replay or handle, remember, commit."""
 
     def __init__(
-        self, *, unit_of_work: UnitOfWorkFactory, handlers: Handlers, policy: Policy
+        self,
+        *,
+        unit_of_work: UnitOfWorkFactory,
+        handlers: Handlers,
+        policy: Policy,
+        token_key: TokenKey,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._handlers = handlers
         self._policy = policy
+        self._token_key = token_key
 
     async def execute(self, command: Command, principal: Principal | None) -> Accepted:
         """Run the command for the principal; raises Rejected, having written nothing."""
@@ -77,12 +101,15 @@ class CommandExecutor:
             idempotent = command.command_id is not None
             earlier = await uow.idempotency.find(command) if idempotent else None
             if earlier is not None:
-                accepted = Accepted.from_json(earlier)
+                outcome = Outcome.from_json(earlier)
             else:
                 aggregate = await self._handlers.handle(command, uow)
-                token = encode_token(uow.produced())
-                accepted = Accepted(aggregate.id, aggregate.version, token)
+                outcome = Outcome(aggregate.id, aggregate.version, tuple(uow.produced()))
                 if idempotent:
-                    await uow.idempotency.remember(command, accepted.to_json(), uow.clock())
+                    await uow.idempotency.remember(command, outcome.to_json(), uow.clock())
             await uow.commit()
-            return accepted
+        # The token is made for whoever asked, on a replay too: the policy let them send this
+        # very command, so they may wait on what it produced. The first caller replaying gets
+        # the token they got the first time.
+        token = encode_token(outcome.produced, self._token_key, caller_identity(principal))
+        return Accepted(outcome.aggregate_id, outcome.version, token)

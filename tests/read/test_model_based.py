@@ -22,7 +22,7 @@ from uuid import UUID, uuid4
 import pytest
 from sqlalchemy import text
 
-from app.events.consistency_token import AggregateVersion, decode_token, encode_token
+from app.events.consistency_token import AggregateVersion
 from app.runtime.bootstrap import Api, Stores
 from devtools.graphql_client import (
     CANCEL_ORDER,
@@ -35,6 +35,7 @@ from devtools.graphql_client import (
     SHIP_ORDER,
     GraphQLClient,
 )
+from tests.support.consistency_tokens import token_for, versions_of
 from tests.support.pipeline_waits import caught_up
 from tests.support.read_queries import (
     CUSTOMER_ORDERS,
@@ -338,13 +339,14 @@ async def recorded_times(stores: Stores) -> Times:
 async def wait_for_projections(gql: GraphQLClient, process: Api, tokens: list[str]) -> None:
     """Every accepted command's events applied, then no lag left anywhere."""
     latest: dict[UUID, AggregateVersion] = {}
-    for version in (v for token in tokens for v in decode_token(token)):
+    for version in (v for token in tokens for v in versions_of(process, token)):
         seen = latest.get(version.aggregate_id)
         if seen is None or version.version >= seen.version:
             latest[version.aggregate_id] = version
     versions = list(latest.values())
     for start in range(0, len(versions), 50):  # a token holds a bounded number of aggregates
-        await caught_up(process, encode_token(versions[start : start + 50]), timeout_s=60)
+        token = token_for(process, versions[start : start + 50])
+        await caught_up(process, token, timeout_s=60)
     for _ in range(200):
         statuses = (await gql.data(PROJECTIONS))["projections"]
         if all(s["lagEvents"] == 0 and s["deadLetters"] == 0 for s in statuses):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import jwt
@@ -91,8 +94,8 @@ async def shop(secured: Settings, stores: Stores) -> AsyncIterator[Shop]:
         bob = await client(token(UserRole.CUSTOMER, bob_id))
         ada_placed = await ada.order(ada_id, (product_id, 1))
         bob_placed = await bob.order(bob_id, (product_id, 2))
-        for placed in (ada_placed, bob_placed):  # both projected before the test reads
-            await admin.data(
+        for owner, placed in ((ada, ada_placed), (bob, bob_placed)):  # projected before reads
+            await owner.data(
                 "query($t: String) { orders(consistentWith: $t) { totalCount } }",
                 {"t": placed["consistencyToken"]},
             )
@@ -285,6 +288,77 @@ async def test_a_payloads_read_model_follows_the_read_rules(shop: Shop) -> None:
     }
 
 
+# ---- consistency tokens ----------------------------------------------------------------------
+
+CAUGHT_UP = """subscription($t: String!, $ms: Int) {
+  projectionsCaughtUp(token: $t, timeoutMs: $ms) { caughtUp } }"""
+ORDERS_AFTER = "query($t: String) { orders(consistentWith: $t) { totalCount } }"
+PRODUCT_AFTER = "query($id: ID!, $t: String) { product(id: $id, consistentWith: $t) { id } }"
+NOT_ISSUED_TO_CALLER = "is not a consistency token issued by this service to this caller"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _naming(token: str, aggregate_id: str, version: int) -> str:
+    """The token with its JSON changed to name another aggregate and version, the rest kept:
+    what a caller without the service's key can make of a token of their own."""
+    body, dot, rest = token.partition(".")
+    fields = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    fields["a"] = [
+        [kind, UUID(aggregate_id).hex, version, types] for kind, _, _, types in fields["a"]
+    ]
+    return _b64(json.dumps(fields).encode()) + dot + rest
+
+
+def _as_issued_before(order_id: str, version: int) -> str:
+    """An unsigned token, as the service issued them before they were signed."""
+    body = {"f": 1, "a": [["Order", UUID(order_id).hex, version, ["OrderPlaced"]]]}
+    return _b64(json.dumps(body).encode())
+
+
+async def _refused_token(client: GraphQLClient, query: str, variables: dict[str, Any]) -> None:
+    started = time.monotonic()
+    body = await client.execute(query, variables)
+    assert body["data"] is None or not any(body["data"].values()), body
+    errors = body.get("errors", [])
+    refusals = [(e["extensions"]["code"], NOT_ISSUED_TO_CALLER in e["message"]) for e in errors]
+    assert refusals == [("VALIDATION", True)], body
+    assert time.monotonic() - started < 5, "refused only after waiting"  # the wait's timeout
+
+
+async def test_a_consistency_token_serves_only_the_caller_it_was_issued_to(shop: Shop) -> None:
+    paid = await shop.ada.ok(PAY_ORDER, orderId=shop.ada_order)
+    adas = paid["consistencyToken"]
+    assert (await shop.ada.data(ORDERS_AFTER, {"t": adas}))["orders"]["totalCount"] == 1
+    for someone_else in (shop.bob, shop.admin):
+        await _refused_token(someone_else, ORDERS_AFTER, {"t": adas})
+    await _refused_token(shop.anonymous, PRODUCT_AFTER, {"id": shop.product_id, "t": adas})
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_forged_consistency_token_is_refused_at_once_so_it_is_no_oracle(
+    shop: Shop, protocol: str
+) -> None:
+    own = (await shop.ada.ok(PAY_ORDER, orderId=shop.ada_order))["consistencyToken"]
+    forgeries = [
+        _naming(own, shop.bob_order, 1),  # Bob's order is at version 1,
+        _naming(own, shop.bob_order, 99),  # not at 99: the answers used to differ
+        _naming(own, str(uuid.uuid4()), 1),  # and no such order
+        _as_issued_before(shop.bob_order, 1),
+    ]
+    ada = {"Authorization": f"Bearer {token(UserRole.CUSTOMER, shop.ada_id)}"}
+    async with subscriber(shop.server.ws_url, protocol, init_payload=ada) as ws:
+        await ws.subscribe(CAUGHT_UP, {"t": own, "ms": 10_000})
+        assert (await ws.data())["projectionsCaughtUp"]["caughtUp"] is True
+        assert (await ws.message())["type"] == "complete"
+        for forged in forgeries:
+            await ws.subscribe(CAUGHT_UP, {"t": forged, "ms": 0})
+            assert await _refusal(ws) == ["VALIDATION"], forged
+            await _refused_token(shop.ada, ORDERS_AFTER, {"t": forged})
+
+
 # ---- credentials -------------------------------------------------------------------------
 
 
@@ -446,4 +520,6 @@ def test_a_short_secret_is_refused_without_being_echoed() -> None:
         load_settings(jwt_secret="hunter2-is-too-short")
     assert "SHOP_JWT_SECRET=<hidden>" in str(refused.value)
     assert "hunter2" not in str(refused.value)
-    assert load_settings(jwt_secret="").open_access  # empty means unset: open
+    # Empty means unset, but open access from an empty secret must be asked for by name
+    # (tests/security/test_open_access.py).
+    assert load_settings(jwt_secret="", allow_open_access=True).open_access

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from app.events.consistency_token import decode_token
-from app.pipeline.catch_up import wait_until_applied
 from app.pipeline.status import ProjectionStatus, projection_statuses
 from app.projections.registry import PROJECTIONS
 from app.runtime.bootstrap import Api, Stores
 from devtools import read_model_check
+from tests.support.consistency_tokens import versions_of
 
 
 async def caught_up(process: Api, token: str, timeout_s: float = 30) -> None:
-    """Fail unless every projection concerned applies the token's events in time."""
-    result = await wait_until_applied(
-        process.stores.read_engine,
-        process.services.changes,
-        decode_token(token),
+    """Fail unless every projection concerned applies the token's events in time (a token
+    an open server gave)."""
+    result = await process.services.catch_up.wait(
+        versions_of(process, token),
         PROJECTIONS,
         timeout_s,
     )

@@ -7,6 +7,7 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry
 
+from app.events.consistency_token import TokenKey
 from app.security.principal import Principal, UserRole
 from app.write.authorization import command_rules
 from app.write.bus import CommandBus
@@ -23,7 +24,12 @@ REGISTER_ADA = RegisterCustomer(email="ada@example.com", name="Ada")
 
 def bus(registry: CollectorRegistry) -> CommandBus:
     store = MemoryStore()
-    run = CommandExecutor(unit_of_work=store.unit_of_work, handlers=HANDLERS, policy=command_rules)
+    run = CommandExecutor(
+        unit_of_work=store.unit_of_work,
+        handlers=HANDLERS,
+        policy=command_rules,
+        token_key=TokenKey(b"t" * 32),
+    )
     return CommandBus(run, CommandMetrics(registry))
 
 

@@ -6,10 +6,9 @@ Order placing and the order state machine are in test_domain_order.py.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -30,6 +29,7 @@ from app.events import (
     ProductPriceChanged,
     ProductRestocked,
     UnknownEventError,
+    consistency_token,
     decode_json,
     encode,
 )
@@ -37,6 +37,7 @@ from app.events.consistency_token import (
     MAX_TOKEN_LENGTH,
     AggregateVersion,
     MalformedTokenError,
+    TokenKey,
     decode_token,
     encode_token,
 )
@@ -371,6 +372,11 @@ def test_decode_refuses_unknown_schema_version(schema_version: int) -> None:
 
 # Consistency tokens
 
+KEY = TokenKey(b"k" * 32)
+CALLER = "customer:0b6f2a7c-3b7e-4b43-9a57-1d1f0f7d9c11"
+HEX = "0" * 31 + "1"
+BASE64URL = string.ascii_letters + string.digits + "-_"
+
 
 def _version(
     kind: str = "Order", version: int = 1, aggregate_id: UUID | None = None
@@ -378,21 +384,34 @@ def _version(
     return AggregateVersion(kind, aggregate_id or uuid4(), version)
 
 
+def _encode(versions: Iterable[AggregateVersion]) -> str:
+    return encode_token(versions, KEY, CALLER)
+
+
+def _decode(token: str) -> tuple[AggregateVersion, ...]:
+    return decode_token(token, KEY, CALLER)
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _sealed(raw: bytes) -> str:
+    """Any bytes, signed as a token for CALLER: what only a holder of the key can make."""
+    return consistency_token._seal(raw, KEY, CALLER)
+
+
 def _token_for(body: object) -> str:
-    return _b64(json.dumps(body).encode())
+    return _sealed(json.dumps(body).encode())
 
 
 def test_token_round_trips() -> None:
     versions = [_version("Order", 2), _version("Product", 7), _version("Customer", 1)]
-    assert sorted(decode_token(encode_token(versions))) == sorted(versions)
+    assert sorted(_decode(_encode(versions))) == sorted(versions)
 
 
 def test_token_of_no_versions_round_trips() -> None:
-    assert decode_token(encode_token([])) == ()
+    assert _decode(_encode([])) == ()
 
 
 def test_token_keeps_only_the_highest_version_per_aggregate() -> None:
@@ -400,14 +419,12 @@ def test_token_keeps_only_the_highest_version_per_aggregate() -> None:
     other = _version("Product", 4)
     versions = [_version("Order", 1, same), _version("Order", 3, same), other]
     versions.append(_version("Order", 2, same))
-    assert sorted(decode_token(encode_token(versions))) == sorted(
-        [_version("Order", 3, same), other]
-    )
+    assert sorted(_decode(_encode(versions))) == sorted([_version("Order", 3, same), other])
 
 
 def test_token_is_url_safe_without_padding() -> None:
-    token = encode_token([_version(version=v) for v in range(1, 20)])
-    assert set(token) <= set(string.ascii_letters + string.digits + "-_")
+    token = _encode([_version(version=v) for v in range(1, 20)])
+    assert set(token) <= set(BASE64URL + ".")
 
 
 @settings(deadline=None)
@@ -420,12 +437,71 @@ def test_any_versions_round_trip_as_highest_per_aggregate(versions: list[Aggrega
     highest: dict[UUID, int] = {}
     for item in versions:
         highest[item.aggregate_id] = max(item.version, highest.get(item.aggregate_id, 0))
-    decoded = decode_token(encode_token(versions))
+    decoded = _decode(_encode(versions))
     assert {item.aggregate_id: item.version for item in decoded} == highest
     assert len(decoded) == len(highest)
 
 
-HEX = "0" * 31 + "1"
+def test_a_token_made_with_another_key_is_refused() -> None:
+    token = encode_token([_version()], TokenKey(b"o" * 32), CALLER)
+    with pytest.raises(MalformedTokenError):
+        _decode(token)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        pytest.param("customer:7e9c2b1a-0000-4000-8000-000000000000", id="another-customer"),
+        pytest.param("admin:" + CALLER.partition(":")[2], id="an-admin-of-that-subject"),
+        pytest.param("", id="anonymous"),
+        pytest.param(CALLER + "\ud800", id="lone-surrogate"),
+    ],
+)
+def test_a_token_is_refused_to_any_caller_but_its_own(other: str) -> None:
+    versions = [_version()]
+    with pytest.raises(MalformedTokenError):
+        decode_token(_encode(versions), KEY, other)
+    assert decode_token(encode_token(versions, KEY, other), KEY, other) == tuple(versions)
+
+
+@settings(deadline=None)
+@given(st.text(), st.text())
+def test_a_token_for_one_caller_is_refused_to_any_other(owner: str, other: str) -> None:
+    token = encode_token([_version()], KEY, owner)
+    if other != owner:
+        with pytest.raises(MalformedTokenError):
+            decode_token(token, KEY, other)
+
+
+def test_a_token_with_any_one_character_changed_is_refused() -> None:
+    token = _encode([_version("Order", 3), _version("Customer", 2)])
+    for position, character in enumerate(token):
+        for replacement in {BASE64URL[(BASE64URL.find(character) + 1) % 64], "."} - {character}:
+            changed = token[:position] + replacement + token[position + 1 :]
+            with pytest.raises(MalformedTokenError):
+                _decode(changed)
+
+
+def test_a_genuine_mac_does_not_vouch_for_another_body() -> None:
+    """Naming someone else's aggregate in one's own token: the body no longer matches."""
+    mine, theirs = _version("Order", 1), _version("Order", 1)
+    body, mac = _encode([mine]).split(".")
+    forged = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    forged["a"][0][1] = theirs.aggregate_id.hex
+    with pytest.raises(MalformedTokenError):
+        _decode(_b64(json.dumps(forged, separators=(",", ":")).encode()) + "." + mac)
+
+
+def test_tokens_issued_before_signing_are_refused() -> None:
+    unsigned = _b64(json.dumps({"f": 1, "a": [["Order", HEX, 1, ["OrderPlaced"]]]}).encode())
+    with pytest.raises(MalformedTokenError):
+        _decode(unsigned)
+
+
+def test_a_token_key_is_long_and_never_shown() -> None:
+    assert "kkkk" not in repr(KEY)
+    with pytest.raises(ValueError, match="32 bytes"):
+        TokenKey(b"k" * 31)
 
 
 @pytest.mark.parametrize(
@@ -435,48 +511,57 @@ HEX = "0" * 31 + "1"
         pytest.param("abc", id="abc"),
         pytest.param("!!!!", id="not-base64"),
         pytest.param("a", id="one-char"),
-        pytest.param(_b64(b"not json"), id="not-json"),
-        pytest.param(_b64(b"\xff\xfe\xfa"), id="not-utf8"),
+        pytest.param(_b64(json.dumps({"f": 2, "a": []}).encode()), id="unsigned"),
+        pytest.param(_b64(json.dumps({"f": 2, "a": []}).encode()) + ".", id="empty-mac"),
+        pytest.param(_b64(json.dumps({"f": 2, "a": []}).encode()) + ".AAAA", id="short-mac"),
+        pytest.param("." + _token_for({"f": 2, "a": []}).split(".")[1], id="no-body"),
+        pytest.param(_token_for({"f": 2, "a": []}) + ".", id="two-dots"),
+        pytest.param(_token_for({"f": 2, "a": []}) + "=", id="padded"),
+        pytest.param(_sealed(b"not json"), id="not-json"),
+        pytest.param(_sealed(b"\xff\xfe\xfa"), id="not-utf8"),
         pytest.param(_token_for({}), id="no-fields"),
         pytest.param(_token_for({"a": []}), id="no-format"),
-        pytest.param(_token_for({"f": 1}), id="no-aggregates"),
-        pytest.param(_token_for({"f": 2, "a": []}), id="unknown-format"),
+        pytest.param(_token_for({"f": 2}), id="no-aggregates"),
+        pytest.param(_token_for({"f": 1, "a": []}), id="format-1"),
+        pytest.param(_token_for({"f": 3, "a": []}), id="unknown-format"),
         pytest.param(_token_for([1, 2]), id="json-list"),
         pytest.param(_token_for("f"), id="json-string"),
-        pytest.param(_token_for({"f": 1, "a": [["Order", HEX, 0]]}), id="version-0"),
-        pytest.param(_token_for({"f": 1, "a": [["Order", HEX, -3]]}), id="negative-version"),
-        pytest.param(_token_for({"f": 1, "a": [["Order", HEX, True]]}), id="bool-version"),
-        pytest.param(_token_for({"f": 1, "a": [["Order", HEX, 1.0]]}), id="float-version"),
-        pytest.param(_token_for({"f": 1, "a": [["Order", HEX, "1"]]}), id="string-version"),
-        pytest.param(_token_for({"f": 1, "a": [["Order", "xyz", 1]]}), id="bad-uuid"),
-        pytest.param(_token_for({"f": 1, "a": [["Order", HEX]]}), id="two-item-entry"),
-        pytest.param(_token_for({"f": 1, "a": [7]}), id="int-entry"),
-        pytest.param(_token_for({"f": 1, "a": 7}), id="int-aggregates"),
+        pytest.param(_token_for({"f": 2, "a": [["Order", HEX, 0, []]]}), id="version-0"),
+        pytest.param(_token_for({"f": 2, "a": [["Order", HEX, -3, []]]}), id="negative-version"),
+        pytest.param(_token_for({"f": 2, "a": [["Order", HEX, True, []]]}), id="bool-version"),
+        pytest.param(_token_for({"f": 2, "a": [["Order", HEX, 1.0, []]]}), id="float-version"),
+        pytest.param(_token_for({"f": 2, "a": [["Order", HEX, "1", []]]}), id="string-version"),
+        pytest.param(_token_for({"f": 2, "a": [["Order", "xyz", 1, []]]}), id="bad-uuid"),
+        pytest.param(_token_for({"f": 2, "a": [["Order", HEX, 1, "Ab"]]}), id="types-not-list"),
+        pytest.param(_token_for({"f": 2, "a": [["Order", HEX, 1, [1]]]}), id="type-not-text"),
+        pytest.param(_token_for({"f": 2, "a": [["Order", HEX]]}), id="two-item-entry"),
+        pytest.param(_token_for({"f": 2, "a": [7]}), id="int-entry"),
+        pytest.param(_token_for({"f": 2, "a": 7}), id="int-aggregates"),
         pytest.param("A" * (MAX_TOKEN_LENGTH + 1), id="too-long"),
     ],
 )
 def test_decode_token_refuses_garbage(token: str) -> None:
     with pytest.raises(MalformedTokenError):
-        decode_token(token)
+        _decode(token)
 
 
 def test_decode_token_refuses_too_long_token_even_if_well_formed() -> None:
-    token = encode_token([_version(version=1) for _ in range(200)])
+    token = _encode([_version(version=1) for _ in range(200)])
     assert len(token) > MAX_TOKEN_LENGTH
     with pytest.raises(MalformedTokenError):
-        decode_token(token)
+        _decode(token)
 
 
 def test_decode_token_refuses_deeply_nested_json_within_the_length_limit() -> None:
-    token = _b64(b"[" * 6000)
+    token = _sealed(b"[" * 6000)
     assert len(token) <= MAX_TOKEN_LENGTH
     with pytest.raises(MalformedTokenError):
-        decode_token(token)
+        _decode(token)
 
 
 def test_decode_token_refuses_non_string_aggregate_type() -> None:
     with pytest.raises(MalformedTokenError):
-        decode_token(_token_for({"f": 1, "a": [[None, HEX, 1]]}))
+        _decode(_token_for({"f": 2, "a": [[None, HEX, 1, []]]}))
 
 
 json_values = st.recursive(
@@ -486,7 +571,7 @@ json_values = st.recursive(
 )
 token_like_bodies = st.fixed_dictionaries(
     {
-        "f": st.one_of(st.just(1), json_values),
+        "f": st.one_of(st.just(2), json_values),
         "a": st.lists(
             st.lists(st.one_of(st.uuids().map(lambda u: u.hex), json_values), max_size=4)
         ),
@@ -496,9 +581,11 @@ token_like_bodies = st.fixed_dictionaries(
 
 @settings(deadline=None)
 @given(st.one_of(json_values, token_like_bodies))
-def test_decode_token_of_any_json_returns_versions_or_raises_malformed(body: object) -> None:
+def test_decode_token_of_any_signed_json_returns_versions_or_raises_malformed(
+    body: object,
+) -> None:
     try:
-        decoded = decode_token(_token_for(body))
+        decoded = _decode(_token_for(body))
     except MalformedTokenError:
         return
     assert all(isinstance(item.version, int) and item.version >= 1 for item in decoded)
@@ -506,6 +593,6 @@ def test_decode_token_of_any_json_returns_versions_or_raises_malformed(body: obj
 
 @settings(deadline=None)
 @given(st.text(max_size=200))
-def test_decode_token_of_any_text_returns_or_raises_malformed(token: str) -> None:
-    with contextlib.suppress(MalformedTokenError):
-        decode_token(token)
+def test_decode_token_of_any_text_raises_malformed(token: str) -> None:
+    with pytest.raises(MalformedTokenError):
+        _decode(token)

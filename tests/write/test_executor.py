@@ -15,8 +15,13 @@ from asyncpg.exceptions import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from app.events.consistency_token import AggregateVersion, decode_token
-from app.security.principal import Principal, UserRole
+from app.events.consistency_token import (
+    AggregateVersion,
+    MalformedTokenError,
+    TokenKey,
+    decode_token,
+)
+from app.security.principal import Principal, UserRole, caller_identity
 from app.write.authorization import command_rules
 from app.write.commands import Command, RegisterCustomer
 from app.write.domain.customer import Customer
@@ -27,6 +32,7 @@ from app.write.ports import UnitOfWork
 from tests.write.memory_uow import MemoryStore
 
 ADMIN = Principal(UserRole.ADMIN, "admin")
+TOKEN_KEY = TokenKey(b"t" * 32)
 REGISTER_ADA = RegisterCustomer(command_id="c-1", email="ada@example.com", name="Ada")
 
 
@@ -47,7 +53,12 @@ class CountingHandler:
 def executor(store: MemoryStore, handler: CountingHandler | None = None) -> CommandExecutor:
     """An executor on the store, with the real rules and handlers (or that one for customers)."""
     handlers = HANDLERS if handler is None else Handlers().add(RegisterCustomer, handler)
-    return CommandExecutor(unit_of_work=store.unit_of_work, handlers=handlers, policy=command_rules)
+    return CommandExecutor(
+        unit_of_work=store.unit_of_work,
+        handlers=handlers,
+        policy=command_rules,
+        token_key=TOKEN_KEY,
+    )
 
 
 def database_error(cause: Exception) -> DBAPIError:
@@ -68,9 +79,21 @@ async def refusal(
 async def test_accepted_names_the_aggregate_its_version_and_what_the_command_produced() -> None:
     accepted = await executor(MemoryStore()).execute(REGISTER_ADA, ADMIN)
     assert accepted.version == 1
-    assert decode_token(accepted.consistency_token) == (
+    assert decode_token(accepted.consistency_token, TOKEN_KEY, caller_identity(ADMIN)) == (
         AggregateVersion("Customer", accepted.aggregate_id, 1, ("CustomerRegistered",)),
     )
+
+
+async def test_a_replay_gets_a_token_for_the_caller_replaying() -> None:
+    store = MemoryStore()
+    first = await executor(store).execute(REGISTER_ADA, ADMIN)
+    other_admin = Principal(UserRole.ADMIN, "another-admin")
+    again = await executor(store).execute(REGISTER_ADA, other_admin)
+    assert (again.aggregate_id, again.version) == (first.aggregate_id, first.version)
+    mine = decode_token(first.consistency_token, TOKEN_KEY, caller_identity(ADMIN))
+    assert decode_token(again.consistency_token, TOKEN_KEY, caller_identity(other_admin)) == mine
+    with pytest.raises(MalformedTokenError):
+        decode_token(again.consistency_token, TOKEN_KEY, caller_identity(ADMIN))
 
 
 async def test_a_refused_caller_gets_no_replay_of_an_earlier_result() -> None:
@@ -126,6 +149,7 @@ async def test_a_rejected_handler_commits_nothing_and_is_not_remembered() -> Non
         unit_of_work=store.unit_of_work,
         handlers=Handlers().add(RegisterCustomer, add_then_refuse),
         policy=command_rules,
+        token_key=TOKEN_KEY,
     )
     assert await refusal(run, REGISTER_ADA) == [(ErrorCode.VALIDATION, ("name",))]
     assert (store.commits, store.customers, store.events, store.results) == (0, {}, [], {})
