@@ -93,22 +93,13 @@ class Settings(BaseSettings):
     max_query_tokens: int = Field(2000, ge=100, le=100_000)
     introspection: bool = True
 
-    @field_validator("jwt_secret")
+    @field_validator("jwt_secret", "consistency_token_secret")
     @classmethod
     def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():
             return None
         if len(value.get_secret_value().encode()) < 32:
-            raise ValueError("must be at least 32 bytes (HS256 needs a key as long as its hash)")
-        return value
-
-    @field_validator("consistency_token_secret")
-    @classmethod
-    def _token_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
-            return None
-        if len(value.get_secret_value().encode()) < 32:
-            raise ValueError("must be at least 32 bytes")
+            raise ValueError("must be at least 32 bytes (an HMAC key as long as its hash)")
         return value
 
     @field_validator("jwt_jwks_url")
