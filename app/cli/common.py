@@ -22,7 +22,7 @@ from app.adapters.migrations import (
     upgrade,
 )
 from app.config.logs import configure_logging
-from app.config.settings import Role, Settings, SettingsError, load_settings
+from app.config.settings import Role, Settings, SettingsError, load_settings, redacted
 from app.embedded import EmbeddedError
 from app.runtime.bootstrap import read_engine, write_engine
 
@@ -100,7 +100,7 @@ def run_prepared(
     except SchemaBehindError as error:
         fail(str(error))
     except (OSError, TimeoutError) as error:
-        fail(f"cannot reach the database: {error}")
+        fail(f"cannot reach the database: {redacted(str(error))}")
 
 
 def _raise_system_exit(signum: int, frame: FrameType | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -58,6 +59,8 @@ class Settings(BaseSettings):
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
     max_subscriptions_per_connection: int = Field(100, ge=1, le=10_000)
     ws_keepalive_s: float = Field(15.0, gt=0, le=300)
+    ws_connection_init_timeout_s: float = Field(10.0, gt=0, le=300)
+    max_websockets: int = Field(10_000, ge=1, le=1_000_000)  # open at once, per process
 
     stream_partitions: int = Field(8, ge=1, le=1024)
     stream_max_len: int = Field(1_000_000, ge=1000)
@@ -232,6 +235,16 @@ def _check_scheme(value: str | None, schemes: tuple[str, ...]) -> str | None:
     return value.strip()
 
 
+# A URL's password: from the user name's colon to the token's last "@", which may be in the
+# password itself; redacting a little too much is the safe side.
+_URL_PASSWORD = re.compile(r"(?P<user>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):\S*@")
+
+
+def redacted(text: str) -> str:
+    """The text with the password of every URL in it shown as ***."""
+    return _URL_PASSWORD.sub(r"\g<user>:***@", text)
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the settings, turning pydantic's report into one clear message per bad variable."""
     try:
@@ -243,6 +256,6 @@ def load_settings(**overrides: object) -> Settings:
                 problems.append(item["msg"].removeprefix("Value error, "))
                 continue
             name = "SHOP_" + "_".join(str(part) for part in item["loc"]).upper()
-            given = "<hidden>" if "SECRET" in name else repr(item.get("input"))
+            given = "<hidden>" if "SECRET" in name else redacted(repr(item.get("input")))
             problems.append(f"{name}={given}: {item['msg']}")
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems)) from None

@@ -217,6 +217,8 @@ class CatchUpWaiter:
         finally:
             for group, wait in registered:
                 group.waits.discard(wait)
+                if not group.waits and group.bell is not None:
+                    group.bell.changed.set()  # the check task ends now, not at its next round
 
     def _waits_on(self, projection: Projection) -> _ProjectionWaits:
         group = self.by_projection.get(projection.name)

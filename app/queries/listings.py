@@ -93,7 +93,8 @@ def orders_listing(criteria: OrderCriteria) -> Listing:
     if criteria.customer_id is not None:
         where.append(_ORDER.customer_id == criteria.customer_id)
     if criteria.statuses is not None:
-        where.append(_ORDER.status.in_(list(criteria.statuses)))
+        # One bind parameter per distinct status: a repeated list could pass asyncpg's 32,767.
+        where.append(_ORDER.status.in_(sorted(set(criteria.statuses))))
     if criteria.placed_from is not None:
         where.append(_ORDER.placed_at >= criteria.placed_from)
     if criteria.placed_to is not None:

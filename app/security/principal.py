@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from uuid import UUID
 
@@ -21,6 +21,8 @@ class Principal:
     role: UserRole
     subject: str
     customer_id: UUID | None = None  # set for customers: their id is the token's subject
+    # When the token naming this caller expires (Unix time); None: never (open mode).
+    expires_at: float | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:

@@ -108,17 +108,19 @@ def _required_claims(settings: Settings) -> list[str]:
 def principal_from_claims(claims: Mapping[str, object]) -> Principal:
     """The principal a verified token's claims name; refuses claims that do not fit."""
     role, subject = claims.get("role"), claims.get("sub")
+    exp = claims.get("exp")  # checked by PyJWT: a number, when required
+    expires_at = float(exp) if isinstance(exp, int | float) else None
     if role not in (UserRole.ADMIN.value, UserRole.CUSTOMER.value):
         raise InvalidCredentials("the token's role must be `admin` or `customer`")
     if not isinstance(subject, str) or not subject:
         raise InvalidCredentials("the token has no subject")
     if role == UserRole.ADMIN.value:
-        return Principal(UserRole.ADMIN, subject)
+        return Principal(UserRole.ADMIN, subject, expires_at=expires_at)
     try:
         customer_id = uuid.UUID(subject)
     except ValueError:
         raise InvalidCredentials("a customer token's subject must be the customer id") from None
-    return Principal(UserRole.CUSTOMER, subject, customer_id)
+    return Principal(UserRole.CUSTOMER, subject, customer_id, expires_at)
 
 
 def mint_token(

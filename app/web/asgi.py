@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,7 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.types.unset import UnsetType
+from strawberry.types.unset import UNSET, UnsetType
 
 from app.config.logs import configure_logging
 from app.config.settings import Role, Settings, load_settings
@@ -26,6 +27,7 @@ from app.pipeline.metrics import PipelineMetrics
 from app.runtime.bootstrap import Api, open_api, readiness, require_migrated
 from app.runtime.worker import pipeline_loops, running_loops
 from app.schema import create_schema, limits_of
+from app.security.principal import Principal
 from app.security.tokens import InvalidCredentials
 from app.web.body_limit import BodySizeLimit, error_response
 from app.web.graphql_view import StrictGraphQL
@@ -33,6 +35,7 @@ from app.web.loopback_only import LoopbackOnly
 from app.web.playground.pages import graphiql_response
 from app.web.playground.pages import routes as playground_routes
 from app.web.request_id import RequestIdMiddleware
+from app.web.websocket_sessions import SessionDeadline, WebSocketCap
 
 log = logging.getLogger("app.web.asgi")
 
@@ -75,6 +78,18 @@ class ShopGraphQL(StrictGraphQL):
             scope.setdefault("state", {})["principal"] = principal
         await super().__call__(scope, receive, send)
 
+    async def run(  # type: ignore[override]
+        self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET
+    ) -> Response | WebSocket:
+        if not isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)
+        # On both subprotocols (strawberry times connection_init out on graphql-transport-ws
+        # only, and never looks at a token's expiry once the connection is acknowledged).
+        deadline = SessionDeadline(self.connection_init_wait_timeout.total_seconds())
+        request.state.deadline = deadline
+        await deadline.guard(request, super().run(request, context, root_value))
+        return request
+
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         return Context(
             services=request.app.state.api.services,
@@ -98,6 +113,8 @@ class ShopGraphQL(StrictGraphQL):
             raise ConnectionRejectionError(
                 {"message": str(error), "extensions": {"code": "UNAUTHENTICATED"}}
             ) from error
+        deadline: SessionDeadline = context.request.state.deadline
+        deadline.authenticated(context.principal)
         return None
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -113,6 +130,12 @@ def unauthenticated(reason: str) -> Response:
     )
 
 
+async def caller_of(request: Request) -> Principal | None:
+    """Who calls a plain HTTP endpoint, from its Authorization header; None: anonymous."""
+    api: Api = request.app.state.api
+    return await api.services.authenticator.principal(request.headers.get("authorization"))
+
+
 async def healthz(request: Request) -> JSONResponse:
     """Liveness: the process answers."""
     return JSONResponse({"status": "ok"})
@@ -126,13 +149,30 @@ async def readyz(request: Request) -> JSONResponse:
     checks = await readiness(api.stores)
     failing = {name for name, result in checks.items() if result != "ok"}
     status = "ready" if not failing else "degraded" if failing == {"redis"} else "unavailable"
+    try:
+        caller = await caller_of(request)
+    except InvalidCredentials:
+        caller = None  # a probe is answered whatever it sends, only without the reasons
+    if caller is None or not caller.is_admin:
+        # The reasons are driver text naming hosts, ports and errnos: for admins only.
+        checks = {name: "failing" if name in failing else "ok" for name in checks}
     body = {"status": status, "role": api.settings.role, **checks}
     return JSONResponse(body, status_code=503 if status == "unavailable" else 200)
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics of this process."""
+    """Prometheus metrics of this process, for admins: a bearer token (anyone when open)."""
     api: Api = request.app.state.api
+    try:
+        caller = await caller_of(request)
+    except InvalidCredentials as error:
+        return unauthenticated(str(error))
+    if caller is None:
+        return error_response(
+            401, "UNAUTHENTICATED", "metrics need an admin's token", {"WWW-Authenticate": "Bearer"}
+        )
+    if not caller.is_admin:
+        return error_response(403, "FORBIDDEN", "metrics are for admins")
     try:
         await request.app.state.pipeline_metrics.refresh()
     except Exception:  # a store being down must not hide the command metrics
@@ -165,6 +205,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         keep_alive_interval=settings.ws_keepalive_s,
         allowed_origins=settings.allowed_origins,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s),
     )
 
     @asynccontextmanager
@@ -194,6 +235,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     middleware = [
         Middleware(RequestIdMiddleware),
         *([Middleware(LoopbackOnly)] if settings.open_by_default else []),
+        Middleware(WebSocketCap, max_websockets=settings.max_websockets),
         Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

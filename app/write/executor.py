@@ -94,22 +94,23 @@ class CommandExecutor:
         raise AssertionError("unreachable")
 
     async def _attempt(self, command: Command, principal: Principal | None) -> Accepted:
+        caller = caller_identity(principal)
         async with self._unit_of_work() as uow:
             # Authorization comes before idempotency: a refused caller learns nothing, not
             # even the earlier result of the same commandId.
             await self._policy(principal, command, uow)
             idempotent = command.command_id is not None
-            earlier = await uow.idempotency.find(command) if idempotent else None
+            earlier = await uow.idempotency.find(caller, command) if idempotent else None
             if earlier is not None:
                 outcome = Outcome.from_json(earlier)
             else:
                 aggregate = await self._handlers.handle(command, uow)
                 outcome = Outcome(aggregate.id, aggregate.version, tuple(uow.produced()))
                 if idempotent:
-                    await uow.idempotency.remember(command, outcome.to_json(), uow.clock())
+                    await uow.idempotency.remember(caller, command, outcome.to_json(), uow.clock())
             await uow.commit()
-        # The token is made for whoever asked, on a replay too: the policy let them send this
-        # very command, so they may wait on what it produced. The first caller replaying gets
-        # the token they got the first time.
-        token = encode_token(outcome.produced, self._token_key, caller_identity(principal))
+        # Signed for the caller, on a replay too: it is their own commandId, so a replay gets
+        # the token they got the first time (or, for a record from before records were kept
+        # per caller, a token for whoever passed the policy for this very command).
+        token = encode_token(outcome.produced, self._token_key, caller)
         return Accepted(outcome.aggregate_id, outcome.version, token)

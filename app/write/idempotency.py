@@ -18,6 +18,7 @@ from app.write.domain.errors import ErrorCode, reject
 from app.write.tables import idempotency
 
 MAX_COMMAND_ID_LENGTH = 128
+ANY_CALLER = "*"  # the caller of records from before they were kept per caller: matches all
 
 
 def input_hash(command: Command) -> str:
@@ -72,28 +73,38 @@ class IdempotencyRecords:
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
-    async def find(self, command: Command) -> dict[str, Any] | None:
-        """The first result of this command, or None if its id is new.
+    async def find(self, caller: str, command: Command) -> dict[str, Any] | None:
+        """The first result of this caller's command, or None if its id is new to the caller.
 
-        Takes a transaction-scoped lock on the id first, so two concurrent commands with one
-        id run one after the other and the second sees the first's result.
+        Takes a transaction-scoped lock on (caller, id) first, so two concurrent commands of
+        one caller with one id run one after the other and the second sees the first's result.
         """
         command_id = checked_id(command)
-        lock_key = func.hashtextextended(command_id, 0)
+        # Equal pairs share a lock; pairs whose hashes collide merely wait for each other.
+        lock_key = func.hashtextextended(command_id, func.hashtext(caller))
         await self.connection.execute(select(func.pg_advisory_xact_lock(lock_key)))
         row = (
             await self.connection.execute(
-                select(idempotency).where(idempotency.c.command_id == command_id)
+                select(idempotency)
+                .where(
+                    idempotency.c.command_id == command_id,
+                    idempotency.c.caller.in_((caller, ANY_CALLER)),
+                )
+                .order_by(idempotency.c.caller == ANY_CALLER)  # the caller's own record first
+                .limit(1)
             )
         ).one_or_none()
         if row is None:
             return None
         return Remembered(row.command_name, row.input_hash, row.result).replay(command)
 
-    async def remember(self, command: Command, result: dict[str, Any], now: datetime) -> None:
+    async def remember(
+        self, caller: str, command: Command, result: dict[str, Any], now: datetime
+    ) -> None:
         remembered = Remembered.of(command, result)
         await self.connection.execute(
             insert(idempotency).values(
+                caller=caller,
                 command_id=command.command_id,
                 command_name=remembered.command_name,
                 input_hash=remembered.input_hash,

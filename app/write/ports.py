@@ -60,14 +60,18 @@ class Orders(Protocol):
 
 
 class CommandResults(Protocol):
-    """The results of earlier commands that carried a commandId."""
+    """The results of earlier commands that carried a commandId, kept per caller
+    (`caller_identity`): each caller's commandIds are their own."""
 
-    async def find(self, command: Command) -> dict[str, Any] | None:
-        """The first result of this command, None if its id is new; Rejected if reused."""
+    async def find(self, caller: str, command: Command) -> dict[str, Any] | None:
+        """The first result of this caller's command, None if its id is new to the caller;
+        Rejected if the caller reused it."""
         ...
 
-    async def remember(self, command: Command, result: dict[str, Any], now: datetime) -> None:
-        """Keep the result of this command, to hand back when its commandId comes again."""
+    async def remember(
+        self, caller: str, command: Command, result: dict[str, Any], now: datetime
+    ) -> None:
+        """Keep the result of this command, to hand back when the caller sends its id again."""
         ...
 
 

@@ -69,6 +69,9 @@ order_lines = Table(
 idempotency = Table(
     "idempotency",
     metadata,
+    # Keyed per caller, so one caller cannot take another's commandId; "*" (ANY_CALLER in
+    # app/write/idempotency.py) marks the global records written before that.
+    Column("caller", Text, primary_key=True, server_default="*"),
     Column("command_id", Text, primary_key=True),
     Column("command_name", Text, nullable=False),
     Column("input_hash", Text, nullable=False),

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,10 @@ def assert_partitions_spread_over_nodes(settings: Settings, cluster: LocalCluste
         assert len(slots) == 1, f"partition {partition} spans slots {slots}"
         port = cluster.node_of_slot(int(slots.pop()))
         with contextlib.closing(cluster.client(port)) as node:
+            # A lease may lapse for a moment on a busy machine before its worker takes it again.
+            deadline = time.monotonic() + 15
+            while node.exists(*keys) < len(keys) and time.monotonic() < deadline:
+                time.sleep(0.2)
             assert node.exists(*keys) == len(keys), f"keys of partition {partition} not on {port}"
         nodes.add(port)
     assert nodes == set(cluster.ports)

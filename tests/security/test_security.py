@@ -200,6 +200,18 @@ async def test_a_command_id_does_not_hand_someone_elses_result_to_another_caller
     assert [e["code"] for e in errors] == ["NOT_FOUND"]
 
 
+async def test_a_caller_cannot_squat_another_callers_command_id(shop: Shop) -> None:
+    line = [{"productId": shop.product_id, "quantity": 1}]
+    bobs = await shop.bob.ok(PLACE_ORDER, customerId=shop.bob_id, lines=line, commandId="X")
+    adas = await shop.ada.ok(PLACE_ORDER, customerId=shop.ada_id, lines=line, commandId="X")
+    assert adas["orderId"] not in (bobs["orderId"], shop.ada_order)
+    # Each one's repeat still replays their own order.
+    again = await shop.bob.ok(PLACE_ORDER, customerId=shop.bob_id, lines=line, commandId="X")
+    assert again["orderId"] == bobs["orderId"]
+    again = await shop.ada.ok(PLACE_ORDER, customerId=shop.ada_id, lines=line, commandId="X")
+    assert again["orderId"] == adas["orderId"]
+
+
 # ---- queries -------------------------------------------------------------------------------
 
 

@@ -38,7 +38,7 @@ class MemoryStore:
     customers: dict[UUID, Customer] = field(default_factory=dict)
     products: dict[UUID, Product] = field(default_factory=dict)
     orders: dict[UUID, Order] = field(default_factory=dict)
-    results: dict[str, Remembered] = field(default_factory=dict)
+    results: dict[tuple[str, str], Remembered] = field(default_factory=dict)
     events: list[RecordedEvent] = field(default_factory=list)
     commits: int = 0
 
@@ -124,18 +124,21 @@ class MemoryOrders(MemoryRepository[Order]):
 
 
 class MemoryResults:
-    """Remembered command results; new ones reach the store only at commit."""
+    """Remembered command results by (caller, commandId); new ones reach the store only at
+    commit."""
 
-    def __init__(self, committed: dict[str, Remembered]) -> None:
+    def __init__(self, committed: dict[tuple[str, str], Remembered]) -> None:
         self.committed = committed
-        self.new: dict[str, Remembered] = {}
+        self.new: dict[tuple[str, str], Remembered] = {}
 
-    async def find(self, command: Command) -> dict[str, Any] | None:
-        remembered = self.committed.get(checked_id(command))
+    async def find(self, caller: str, command: Command) -> dict[str, Any] | None:
+        remembered = self.committed.get((caller, checked_id(command)))
         return remembered.replay(command) if remembered is not None else None
 
-    async def remember(self, command: Command, result: dict[str, Any], now: datetime) -> None:
-        self.new[checked_id(command)] = Remembered.of(command, result)
+    async def remember(
+        self, caller: str, command: Command, result: dict[str, Any], now: datetime
+    ) -> None:
+        self.new[(caller, checked_id(command))] = Remembered.of(command, result)
 
 
 class MemoryUnitOfWork:

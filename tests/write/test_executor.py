@@ -84,16 +84,22 @@ async def test_accepted_names_the_aggregate_its_version_and_what_the_command_pro
     )
 
 
-async def test_a_replay_gets_a_token_for_the_caller_replaying() -> None:
-    store = MemoryStore()
-    first = await executor(store).execute(REGISTER_ADA, ADMIN)
+async def test_a_command_id_is_the_callers_own_so_another_caller_may_use_it_too() -> None:
+    store, handler = MemoryStore(), CountingHandler()
+    first = await executor(store, handler).execute(REGISTER_ADA, ADMIN)
     other_admin = Principal(UserRole.ADMIN, "another-admin")
-    again = await executor(store).execute(REGISTER_ADA, other_admin)
-    assert (again.aggregate_id, again.version) == (first.aggregate_id, first.version)
-    mine = decode_token(first.consistency_token, TOKEN_KEY, caller_identity(ADMIN))
-    assert decode_token(again.consistency_token, TOKEN_KEY, caller_identity(other_admin)) == mine
+    register_bob = RegisterCustomer(command_id="c-1", email="bob@example.com", name="Bob")
+    second = await executor(store, handler).execute(register_bob, other_admin)
+    assert second.aggregate_id != first.aggregate_id
+    assert handler.runs == 2
+    # Each caller's repeat replays their own first result, with a token for them alone.
+    assert await executor(store, handler).execute(REGISTER_ADA, ADMIN) == first
+    assert await executor(store, handler).execute(register_bob, other_admin) == second
+    assert handler.runs == 2
+    mine = decode_token(second.consistency_token, TOKEN_KEY, caller_identity(other_admin))
+    assert mine == (AggregateVersion("Customer", second.aggregate_id, 1, ("CustomerRegistered",)),)
     with pytest.raises(MalformedTokenError):
-        decode_token(again.consistency_token, TOKEN_KEY, caller_identity(ADMIN))
+        decode_token(second.consistency_token, TOKEN_KEY, caller_identity(ADMIN))
 
 
 async def test_a_refused_caller_gets_no_replay_of_an_earlier_result() -> None:

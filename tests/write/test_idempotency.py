@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import text
+
 from app.runtime.bootstrap import Stores
 from devtools import store_snapshot
 from devtools.graphql_client import PLACE_ORDER, REGISTER_CUSTOMER, RESTOCK_PRODUCT, GraphQLClient
@@ -37,6 +39,18 @@ async def test_a_command_id_reused_by_another_mutation_is_refused(gql: GraphQLCl
     product = await gql.product()
     await gql.ok(RESTOCK_PRODUCT, commandId="c-3", productId=product, quantity=1)
     reused = await gql.mutate(REGISTER_CUSTOMER, commandId="c-3", email="z@example.com", name="Z")
+    assert [e["code"] for e in reused["userErrors"]] == ["COMMAND_ID_REUSED"]
+
+
+async def test_a_record_from_before_records_were_per_caller_answers_every_caller(
+    gql: GraphQLClient, stores: Stores
+) -> None:
+    first = await gql.ok(REGISTER_CUSTOMER, commandId="c-4", email="a@example.com", name="A")
+    async with stores.write_engine.begin() as connection:  # as migration w0004 left it
+        await connection.execute(text("UPDATE idempotency SET caller = '*'"))
+    again = await gql.ok(REGISTER_CUSTOMER, commandId="c-4", email="a@example.com", name="A")
+    assert again == first
+    reused = await gql.mutate(REGISTER_CUSTOMER, commandId="c-4", email="b@example.com", name="B")
     assert [e["code"] for e in reused["userErrors"]] == ["COMMAND_ID_REUSED"]
 
 
