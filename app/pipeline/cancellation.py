@@ -23,3 +23,13 @@ def where_stuck(task: asyncio.Task[Any]) -> str:
     """Where a task that will not end is waiting, for the log."""
     frames = task.get_stack()
     return "".join(traceback.format_stack(frames[-1])) if frames else "(no frame)\n"
+
+
+async def cancel_and_wait(task: asyncio.Task[Any], nudge_s: float = 1.0) -> None:
+    """Cancel a task and wait until it has ended, cancelling it again every `nudge_s` in
+    case a library it was inside swallowed the first request."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=nudge_s)
+    if not task.cancelled():
+        task.exception()  # retrieved: an error on the way out is not worth a warning here

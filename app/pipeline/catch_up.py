@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.postgres import DatabaseUnavailable
 from app.events.consistency_token import AggregateVersion
+from app.pipeline.cancellation import cancel_and_wait
 from app.pipeline.change_feed import ChangeFeed, Watch
 from app.projections.base import Projection
 from app.projections.names import ProjectionName
@@ -229,7 +230,6 @@ class CatchUpWaiter:
 
     async def close(self) -> None:
         """Stop the checks (at shutdown)."""
-        tasks = [g.task for g in self.by_projection.values() if g.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for group in self.by_projection.values():
+            if group.task is not None:
+                await cancel_and_wait(group.task)

@@ -124,6 +124,7 @@ class ChangeFeed:
             try:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self.channel)
+                    reraise_if_cancelling()  # a cancelled connect may have come back quietly
                     self.connected.set()
                     if broken:
                         log.warning("change feed resubscribed; waking every watch")

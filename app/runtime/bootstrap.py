@@ -25,6 +25,7 @@ from app.adapters.service_keys import service_key
 from app.config.settings import Settings
 from app.events.consistency_token import TokenKey
 from app.graphql.context import Services
+from app.pipeline.cancellation import cancel_and_wait
 from app.pipeline.catch_up import CatchUpWaiter
 from app.pipeline.change_feed import ChangeFeed
 from app.security.tokens import Authenticator
@@ -147,8 +148,7 @@ async def open_api(settings: Settings) -> AsyncIterator[Api]:
             yield Api(stores, metrics, services)
         finally:
             await services.catch_up.close()
-            feed.cancel()
-            await asyncio.gather(feed, return_exceptions=True)
+            await cancel_and_wait(feed)
 
 
 def command_bus(
