@@ -7,12 +7,12 @@ import asyncio
 import math
 import time
 from collections.abc import Coroutine
-from contextlib import suppress
 from typing import Any, TypeVar
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 
+from app.pipeline.cancellation import cancel_and_wait
 from app.security.principal import Principal
 
 T = TypeVar("T")
@@ -47,9 +47,8 @@ class SessionDeadline:
                 pass
             if task.done():
                 return task.result()
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+            # strawberry's protocol handlers may swallow a cancellation: ask until it ends.
+            await cancel_and_wait(task, nudge_s=0.5)
             if websocket.application_state is not WebSocketState.DISCONNECTED:
                 await websocket.close(*self._close)
             return None
