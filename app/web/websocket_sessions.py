@@ -7,6 +7,7 @@ import asyncio
 import math
 import time
 from collections.abc import Coroutine
+from contextlib import suppress
 from typing import Any, TypeVar
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,6 +21,7 @@ T = TypeVar("T")
 INIT_TIMEOUT = (4408, "Connection initialisation timeout")  # graphql-transport-ws's own code
 TOKEN_EXPIRED = (4403, "token expired")
 TRY_AGAIN_LATER = 1013
+STOP_SESSION_S = 1.0  # how long a session's operations get to stop before the close
 
 
 class SessionDeadline:
@@ -40,15 +42,17 @@ class SessionDeadline:
 
     async def guard(self, websocket: WebSocket, session: Coroutine[Any, Any, T]) -> T | None:
         """Run the session until it ends or the deadline passes; then stop its operations
-        first (so nothing is sent after the close) and close the socket."""
+        first (for up to STOP_SESSION_S, so nothing is sent after the close) and close it."""
         task = asyncio.ensure_future(session)
         try:
             while not await self._ended_or_moved(task):
                 pass
             if task.done():
                 return task.result()
-            # strawberry's protocol handlers may swallow a cancellation: ask until it ends.
-            await cancel_and_wait(task, nudge_s=0.5)
+            # strawberry's protocol handlers may swallow a cancellation, or wait in their
+            # cleanup for an operation that does not end: ask again, but close regardless.
+            with suppress(TimeoutError):
+                await asyncio.wait_for(cancel_and_wait(task, nudge_s=0.2), STOP_SESSION_S)
             if websocket.application_state is not WebSocketState.DISCONNECTED:
                 await websocket.close(*self._close)
             return None
