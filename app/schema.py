@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import strawberry
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql import specified_rules
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaxTokensLimiter,
@@ -22,6 +23,7 @@ from app.graphql.errors import MaskUnexpectedErrors
 from app.graphql.role_rules import RULES_BY_ROLE
 from app.graphql.scalars import SCALARS
 from app.mutations.resolvers import Mutation
+from app.queries.compiled import Compiler
 from app.queries.resolvers import ReadModelQuery
 from app.queries.service import ServiceQuery
 from app.subscriptions.resolvers import Subscription
@@ -51,16 +53,22 @@ def limits_of(settings: Settings) -> Limits:
     )
 
 
-def _extensions(role: Role, limits: Limits) -> list[type[SchemaExtension] | object]:
-    # The rule classes are made once per schema, not per request: strawberry's validation
-    # cache keys on them, and strawberry's own limiter extensions, made per request, would
-    # make a new class each time and never hit the cache.
-    rules = (
+def validation_rules(role: Role, limits: Limits) -> tuple[type[ASTValidationRule], ...]:
+    """The rules a document must pass here beyond the specification's."""
+    return (
         *RULES_BY_ROLE[role],
         depth_rule(limits.max_depth, None),
         alias_rule(limits.max_aliases),
         *(() if limits.introspection else (NoSchemaIntrospectionCustomRule,)),
     )
+
+
+def _extensions(
+    rules: tuple[type[ASTValidationRule], ...], limits: Limits
+) -> list[type[SchemaExtension] | object]:
+    # The rule classes are made once per schema, not per request: strawberry's validation
+    # cache keys on them, and strawberry's own limiter extensions, made per request, would
+    # make a new class each time and never hit the cache.
     return [
         # The token limit is a parser option, part of the parser cache's key.
         lambda: MaxTokensLimiter(limits.max_tokens),
@@ -74,13 +82,23 @@ def _extensions(role: Role, limits: Limits) -> list[type[SchemaExtension] | obje
 
 def create_schema(role: Role = Role.ALL, limits: Limits | None = None) -> strawberry.Schema:
     """The schema one process serves; the role and the limits only add validation rules."""
+    limits = limits or Limits()
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=_extensions(role, limits or Limits()),  # type: ignore[arg-type]
+        extensions=_extensions(validation_rules(role, limits), limits),  # type: ignore[arg-type]
         config=StrawberryConfig(scalar_map=SCALARS),
     )
+
+
+def create_compiler(
+    schema: strawberry.Schema, role: Role = Role.ALL, limits: Limits | None = None
+) -> Compiler:
+    """The compiled read path of a schema, validating documents by the same rules."""
+    limits = limits or Limits()
+    rules = (*specified_rules, *validation_rules(role, limits))
+    return Compiler(schema, rules, limits.max_tokens)
 
 
 schema = create_schema()

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +121,13 @@ def crud_serve(stores: StoreUrls) -> Any:
     return serving(command, dict(os.environ), "crud", "/healthz")
 
 
+def ceiling_serve(stores: StoreUrls) -> Any:
+    """The `{ __typename }` ceiling: a plain Starlette endpoint served as `shop serve` serves
+    the app (`python -m benchmarks.queries ceiling`)."""
+    command = [sys.executable, "-m", "benchmarks.queries", "ceiling"]
+    return serving(command, stores.env(SHOP_LOG_LEVEL="warning"), "ceiling", "/healthz")
+
+
 # ---- wrk ---------------------------------------------------------------------------------
 
 
@@ -197,14 +203,15 @@ def wrk(
     return LoadResult(rps, p50, p99, total, failures)
 
 
-def write_lua_data(path: Path, **tables: Sequence[str]) -> None:
-    """A Lua module of string arrays (ids for the scripts to pick from)."""
-    lines = ["return {"]
-    for name, values in tables.items():
-        quoted = ",".join(json.dumps(str(v)) for v in values)
-        lines.append(f"  {name} = {{{quoted}}},")
-    lines.append("}")
-    path.write_text("\n".join(lines) + "\n")
+def write_lua_data(path: Path, **lists: Iterable[str]) -> None:
+    """The ids for the Lua scripts to pick from, as plain text: a line `#name` starts the
+    list `name`, each line after it is one id. benchmarks/lua/common.lua reads it in each
+    wrk thread's `init` (a Lua table literal of a million ids would be too big for LuaJIT
+    to load), so a list can hold every id of a data set."""
+    with path.open("w") as out:
+        for name, values in lists.items():
+            out.write(f"#{name}\n")
+            out.writelines(f"{value}\n" for value in values)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -15,6 +15,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -253,7 +254,8 @@ async def rebuild_all(stores: Any) -> float:
 
 
 def sample_ids(dataset: Dataset, count: int = 1000) -> dict[str, list[str]]:
-    """Ids the load generators pick from."""
+    """Ids the load generators pick from: `count` customers and orders drawn at random
+    (with repeats), every product."""
     rng = random.Random(11)
     return {
         "customers": [
@@ -264,4 +266,12 @@ def sample_ids(dataset: Dataset, count: int = 1000) -> dict[str, list[str]]:
             str(order_id(rng.randrange(1, dataset.orders + 1)))
             for _ in range(count if dataset.orders else 0)
         ],
+    }
+
+
+def all_ids(dataset: Dataset) -> dict[str, Iterator[str]]:
+    """Every order and customer id of the data set, for loads that draw from all of them."""
+    return {
+        "orders": (str(order_id(n)) for n in range(1, dataset.orders + 1)),
+        "customers": (str(customer_id(n)) for n in range(1, dataset.customers + 1)),
     }

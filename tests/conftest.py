@@ -77,7 +77,10 @@ def _fresh_databases(server_url: str, templates: Databases | None) -> Databases:
 def _settings_for(databases: Databases, redis_server_url: str) -> Settings:
     prefix = f"test:{uuid.uuid4().hex[:12]}"
     stores = StoreUrls(databases.url("write"), databases.url("read"), redis_server_url, prefix)
-    return stores.settings(stream_partitions=2, lease_ttl_s=3)
+    # SHOP_TEST_EXECUTOR=reference: every query through strawberry, none compiled (CI runs
+    # the suite once each way, so every query test passes on both executors).
+    compiled = os.environ.get("SHOP_TEST_EXECUTOR", "compiled") != "reference"
+    return stores.settings(stream_partitions=2, lease_ttl_s=3, compiled_queries=compiled)
 
 
 def _fresh_settings(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import asyncpg
 from asyncpg.exceptions import (
     CannotConnectNowError,
     PostgresConnectionError,
@@ -45,6 +46,50 @@ def asyncpg_url(url: str) -> str:
     return url
 
 
+def libpq_url(url: str) -> str:
+    """A URL in SQLAlchemy's asyncpg form (or libpq's) as asyncpg's own connect takes it."""
+    scheme, _, rest = url.partition("://")
+    if scheme.startswith("postgresql+") or scheme == "postgres":
+        return f"postgresql://{rest}"
+    return url
+
+
+COMPILED_CONNECT_TIMEOUT_S = 1.0
+STATEMENT_CACHE_SIZE = 1000
+"""Prepared statements kept per connection of the read pool: one per query shape in use."""
+
+_SERVER_SETTINGS = {
+    "timezone": "UTC",
+    # A transaction left open by a killed task must not hold its locks forever.
+    "idle_in_transaction_session_timeout": "60000",
+}
+
+
+async def create_pool(url: str, *, pool_size: int, connect_timeout_s: float) -> asyncpg.Pool:
+    """A plain asyncpg pool (the compiled read path: one prepared statement per request, no
+    SQLAlchemy in between). Connections open on first use, like the engines'; one that died
+    (a server restart) fails its statement and is replaced by the next acquire."""
+    pool = asyncpg.create_pool(
+        libpq_url(url),
+        min_size=0,
+        max_size=pool_size,
+        # Short: a read that cannot connect at once goes to the reference executor, which
+        # waits the full connect timeout for its own connection (app/web/compiled_queries.py).
+        timeout=min(connect_timeout_s, COMPILED_CONNECT_TIMEOUT_S),
+        command_timeout=60,
+        statement_cache_size=STATEMENT_CACHE_SIZE,
+        server_settings=_SERVER_SETTINGS,
+        # asyncpg resets a connection's session on each release, a round trip per request.
+        # The compiled read path leaves nothing to reset: no SET, LISTEN, lock or cursor.
+        reset=_nothing_to_reset,
+    )
+    return await pool
+
+
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    return None
+
+
 def create_engine(url: str, *, pool_size: int, connect_timeout_s: float) -> AsyncEngine:
     """An engine whose connections fail fast when the server is away and recover when it returns."""
     engine = create_async_engine(
@@ -59,11 +104,7 @@ def create_engine(url: str, *, pool_size: int, connect_timeout_s: float) -> Asyn
             # No statement of ours takes a minute: one that does is stuck (a lock held by a
             # transaction nobody will finish), and failing lets its loop recover.
             "command_timeout": 60,
-            "server_settings": {
-                "timezone": "UTC",
-                # A transaction left open by a killed task must not hold its locks forever.
-                "idle_in_transaction_session_timeout": "60000",
-            },
+            "server_settings": _SERVER_SETTINGS,
         },
     )
     event.listen(engine.sync_engine, "do_connect", _connect)

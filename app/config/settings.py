@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from enum import StrEnum
@@ -95,6 +96,9 @@ class Settings(BaseSettings):
     max_query_aliases: int = Field(30, ge=0, le=1000)
     max_query_tokens: int = Field(2000, ge=100, le=100_000)
     introspection: bool = True
+    # Queries the compiled read path covers answered by one SQL statement each
+    # (docs/architecture.md); false: every request through strawberry's executor.
+    compiled_queries: bool = True
 
     @field_validator("jwt_secret", "consistency_token_secret")
     @classmethod
@@ -186,6 +190,7 @@ class Settings(BaseSettings):
         return None in (self.database_url, self.read_database_url, self.redis_url)
 
 
+@functools.lru_cache(maxsize=1024)  # asked per request by the compiled read path
 def is_loopback(host: str) -> bool:
     """Whether only this machine can reach `host`: 127.0.0.0/8, ::1 or localhost."""
     if host.lower() == "localhost":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,6 +32,7 @@ class Services:
     settings: Settings
     bus: CommandBus
     query_engine: AsyncEngine  # the read store, each statement on its own (no BEGIN/ROLLBACK)
+    read_pool: asyncpg.Pool  # the read store for the compiled read path (app/queries/compiled.py)
     redis: RedisClient
     changes: ChangeFeed
     catch_up: CatchUpWaiter  # every wait for projections to catch up

@@ -38,7 +38,7 @@ from app.queries.errors import InvalidArgument
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
-_FORMAT = 1
+CURSOR_FORMAT = 1
 _MAX_CURSOR_LENGTH = 2048
 _BIGINT = 2**63
 
@@ -160,7 +160,9 @@ def _past(key: SortKey, bound: ColumnElement[Any], *, strictly: bool) -> ColumnE
 def encode_cursor(ordering: Ordering, values: Sequence[Any]) -> str:
     """The opaque cursor for a row with these sort key values."""
     stored = [_stored(key.kind, value) for key, value in zip(ordering.keys, values, strict=True)]
-    raw = json.dumps({"v": _FORMAT, "o": ordering.name, "k": stored}, separators=(",", ":"))
+    # Not ASCII-escaped: PostgreSQL writes the same bytes for the compiled read path.
+    body = {"v": CURSOR_FORMAT, "o": ordering.name, "k": stored}
+    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -191,7 +193,7 @@ def _cursor_body(cursor: str) -> dict[str, Any]:
         body = json.loads(raw)
     except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise InvalidArgument("after is not a cursor issued by this service") from error
-    if not isinstance(body, dict) or body.get("v") != _FORMAT:
+    if not isinstance(body, dict) or body.get("v") != CURSOR_FORMAT:
         raise InvalidArgument("after is not a cursor issued by this service")
     return body
 

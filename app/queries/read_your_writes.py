@@ -45,7 +45,12 @@ def token_versions(
     Garbage, a forged or altered token, one signed with another key and someone else's all get
     the same answer, at once: a refusal says nothing about the ids the token names.
     """
-    key, caller = info.context.services.token_key, caller_identity(info.context.principal)
+    return versions_in_token(info.context, token, argument)
+
+
+def versions_in_token(context: Context, token: str, argument: str) -> Sequence[AggregateVersion]:
+    """`token_versions` for a context (the compiled read path has no Info)."""
+    key, caller = context.services.token_key, caller_identity(context.principal)
     try:
         return decode_token(token, key, caller)
     except MalformedTokenError as error:
@@ -59,12 +64,19 @@ async def wait_for_token(
 ) -> bool:
     """Wait (bounded by the consistency timeout) until the projections in `reads` concerned
     by the token have applied its events; True if they have or no token was given."""
+    return await caught_up_with(info.context, token, reads)
+
+
+async def caught_up_with(
+    context: Context, token: str | None, reads: frozenset[ProjectionName]
+) -> bool:
+    """`wait_for_token` for a context (the compiled read path has no Info)."""
     if token is None:
         return True
     projections = [p for p in PROJECTIONS if p.name in reads]
-    timeout_s = info.context.services.settings.consistency_timeout_ms / 1000
-    versions = token_versions(info, token, "consistentWith")
-    waited = await wait_until_applied(info, versions, projections, timeout_s)
+    timeout_s = context.services.settings.consistency_timeout_ms / 1000
+    versions = versions_in_token(context, token, "consistentWith")
+    waited = await wait_in_context(context, versions, projections, timeout_s)
     return waited.caught_up
 
 
@@ -77,7 +89,16 @@ async def wait_until_applied(
     """Wait (at most `timeout_s`) until the concerned `projections` have applied `versions`;
     RATE_LIMITED at once when this request (or WebSocket) or this process already waits on
     as many tokens as it may."""
-    context = info.context
+    return await wait_in_context(info.context, versions, projections, timeout_s)
+
+
+async def wait_in_context(
+    context: Context,
+    versions: Sequence[AggregateVersion],
+    projections: Sequence[Projection],
+    timeout_s: float,
+) -> CaughtUp:
+    """`wait_until_applied` for a context (the compiled read path has no Info)."""
     try:
         with context.waits.take():
             return await context.services.catch_up.wait(versions, projections, timeout_s)

@@ -134,10 +134,16 @@ async def open_api(settings: Settings) -> AsyncIterator[Api]:
         changes = ChangeFeed(stores.redis, settings.redis_prefix)
         feed = asyncio.create_task(changes.run(), name="change-feed")
         query_engine = stores.read_engine.execution_options(isolation_level="AUTOCOMMIT")
+        read_pool = await postgres.create_pool(
+            _required(settings.read_database_url, "SHOP_READ_DATABASE_URL"),
+            pool_size=settings.db_pool_size,
+            connect_timeout_s=settings.db_connect_timeout_s,
+        )
         services = Services(
             settings=settings,
             bus=command_bus(stores.write_engine, metrics, token_key),
             query_engine=query_engine,
+            read_pool=read_pool,
             redis=stores.redis,
             changes=changes,
             catch_up=CatchUpWaiter(query_engine, changes, settings.max_waits_per_process),
@@ -149,6 +155,7 @@ async def open_api(settings: Settings) -> AsyncIterator[Api]:
         finally:
             await services.catch_up.close()
             await cancel_and_wait(feed)
+            await read_pool.close()
 
 
 def command_bus(

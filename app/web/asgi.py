@@ -26,10 +26,11 @@ from app.graphql.context import Context
 from app.pipeline.metrics import PipelineMetrics
 from app.runtime.bootstrap import Api, open_api, readiness, require_migrated
 from app.runtime.worker import pipeline_loops, running_loops
-from app.schema import create_schema, limits_of
+from app.schema import create_compiler, create_schema, limits_of
 from app.security.principal import Principal
 from app.security.tokens import InvalidCredentials
 from app.web.body_limit import BodySizeLimit, error_response
+from app.web.compiled_queries import CompiledQueries
 from app.web.graphql_view import StrictGraphQL
 from app.web.loopback_only import LoopbackOnly
 from app.web.playground.pages import graphiql_response
@@ -198,8 +199,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """Build the application for one process; stores are opened by its lifespan."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
+    limits = limits_of(settings)
+    schema = create_schema(settings.role, limits)
     graphql = ShopGraphQL(
-        create_schema(settings.role, limits_of(settings)),
+        schema,
         graphql_ide="graphiql" if settings.introspection else None,
         keep_alive=True,
         keep_alive_interval=settings.ws_keepalive_s,
@@ -207,6 +210,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s),
     )
+
+    compiled = [
+        Middleware(
+            CompiledQueries,
+            compiler=create_compiler(schema, settings.role, limits),
+            settings=settings,
+        )
+    ]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -233,6 +244,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *playground_routes(),
     ]
     middleware = [
+        # Outermost: the queries it answers need none of the others (it checks what they do).
+        *(compiled if settings.compiled_queries else []),
         Middleware(RequestIdMiddleware),
         *([Middleware(LoopbackOnly)] if settings.open_by_default else []),
         Middleware(WebSocketCap, max_websockets=settings.max_websockets),

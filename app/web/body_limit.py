@@ -58,7 +58,7 @@ class BodySizeLimit:
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                await self.app(scope, _replay([], message, receive), send)
+                await self.app(scope, replay([], message, receive), send)
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -68,7 +68,7 @@ class BodySizeLimit:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        await self.app(scope, _replay([body], None, receive), send)
+        await self.app(scope, replay([body], None, receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Read (and drop) what the client is still sending, up to a bound, so that it sees
@@ -90,7 +90,7 @@ class BodySizeLimit:
         )
 
 
-def _replay(bodies: list[bytes], pending: Message | None, receive: Receive) -> Receive:
+def replay(bodies: list[bytes], pending: Message | None, receive: Receive) -> Receive:
     """A receive that hands out the buffered body first, then defers to the real one."""
     queue: list[Message] = [{"type": "http.request", "body": b, "more_body": False} for b in bodies]
     if pending is not None:

@@ -13,6 +13,12 @@ HEADER = "x-request-id"
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+def request_id_of(given: bytes | None) -> str:
+    """The request id for an `X-Request-ID` header's value: itself when sane, else a new one."""
+    text = (given or b"").decode("latin-1")
+    return text if _SANE.match(text) else uuid.uuid4().hex
+
+
 class RequestIdMiddleware:
     """Give every HTTP request and WebSocket a request id, visible to logs and resolvers."""
 
@@ -23,8 +29,7 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(HEADER.encode(), b"").decode("latin-1")
-        request_id = given if _SANE.match(given) else uuid.uuid4().hex
+        request_id = request_id_of(dict(scope["headers"]).get(HEADER.encode()))
         token = current_request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:

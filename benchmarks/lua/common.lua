@@ -1,11 +1,34 @@
 -- Shared by the benchmark scripts: POST GraphQL, count failed responses, report them.
--- BENCH_DATA names a Lua file of id arrays written by the harness.
+-- BENCH_DATA names a plain text file of id lists written by the harness (write_lua_data):
+-- a line "#name" starts the list `name`, each line after it is one id. Each wrk thread reads
+-- it in `init`, before the timed run starts; a list may hold every id of the data set (a
+-- million orders), which a Lua table literal could not (LuaJIT would not load it).
 local M = {}
 
-M.data = dofile(os.getenv("BENCH_DATA"))
+M.data = {}
 
 local threads = {}
 
+-- Fill M.data from the file; with `wanted` (a set of names), only those lists.
+local function read_lists(path, wanted)
+  local list, n = nil, 0
+  for line in io.lines(path) do
+    if string.sub(line, 1, 1) == "#" then
+      local name = string.sub(line, 2)
+      if wanted == nil or wanted[name] then
+        list, n = {}, 0
+        M.data[name] = list
+      else
+        list = nil
+      end
+    elseif list ~= nil and line ~= "" then
+      n = n + 1
+      list[n] = line
+    end
+  end
+end
+
+-- A uniformly drawn element of `list`.
 function M.pick(list)
   return list[math.random(#list)]
 end
@@ -15,12 +38,17 @@ function M.post(body)
 end
 
 -- A response fails if it is not 200, carries GraphQL errors, or (for mutations) userErrors.
-function M.install(check_user_errors)
+-- `wanted`: the names of the id lists the script uses (nil: all of them).
+function M.install(check_user_errors, wanted)
   function setup(thread)
     table.insert(threads, thread)
   end
   function init(args)
     math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+    local path = os.getenv("BENCH_DATA")
+    if path ~= nil and path ~= "" then
+      read_lists(path, wanted)
+    end
     failures = 0
     first_failure = ""
   end

@@ -1,6 +1,6 @@
 -- One query, run over and over. BENCH_QUERY is the document; BENCH_ARG names the variable
--- filled with a random id per request: "id" from the orders, "customerId" from the
--- customers, or nothing.
+-- filled per request with an id drawn uniformly from every id in BENCH_DATA: "id" from the
+-- orders, "customerId" from the customers, or nothing.
 package.path = os.getenv("BENCH_LUA_DIR") .. "/?.lua;" .. package.path
 local common = require("common")
 
@@ -19,4 +19,5 @@ request = function()
   return common.post(fixed)
 end
 
-common.install(false)
+local lists = { id = { orders = true }, customerId = { customers = true } }
+common.install(false, lists[arg] or {})
