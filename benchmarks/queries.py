@@ -276,6 +276,12 @@ async def run(servers: StoreServers, size: Size) -> dict[int, dict[str, Any]]:
                 expected = await answers(server.graphql_url, queries(), checked)
                 where = f"the read models ({at})"
                 cqrs = await _measure(server.graphql_url, data, queries(), where, seconds)
+            # Before the compiled read path: every query through strawberry (same data).
+            async with shop_serve(stores, SHOP_COMPILED_QUERIES="false") as server:
+                _check("the reference executor", expected, await answers(
+                    server.graphql_url, queries(), checked))  # fmt: skip
+                where = f"the read models, reference executor ({at})"
+                reference = await _measure(server.graphql_url, data, queries(), where, seconds)
             async with ceiling_serve(stores) as server:
                 log(f"queries: {TYPENAME} on plain Starlette ({at})")
                 ceiling = await _load(server.graphql_url, data, TYPENAME, "", seconds, None)
@@ -307,6 +313,7 @@ async def run(servers: StoreServers, size: Size) -> dict[int, dict[str, Any]]:
             "customers": dataset.customers,
             "rebuild_s": rebuild,
             "cqrs": cqrs,
+            "reference": reference,
             "ceiling": ceiling,
             "crud": crud,
             "postgraphile": graphile,

@@ -202,6 +202,24 @@ def _queries(queries: dict[int, dict[str, Any]], targets: list[str], seconds: fl
                 f"{' | '.join(pg)} | {' | '.join(crud)} |"
             )
         lines.append("")
+        if (reference := result.get("reference")) is not None:
+            lines += [
+                "Before and after the compiled read path, same data, same run: the service "
+                "with `SHOP_COMPILED_QUERIES=false` (every query through strawberry, the "
+                "reference executor) against the default.",
+                "",
+                "| query | reference req/s | p99 ms | compiled req/s | p99 ms | compiled / "
+                "reference |",
+                "|---|---:|---:|---:|---:|---:|",
+            ]
+            for name, cqrs in result["cqrs"].items():
+                before = reference[name]
+                lines.append(
+                    f"| `{name}` | {_n(before.requests_per_s)} | {_n(before.p99_ms, 1)} | "
+                    f"{_n(cqrs.requests_per_s)} | {_n(cqrs.p99_ms, 1)} | "
+                    f"{_ratio(cqrs, before, seconds)[1]} |"
+                )
+            lines.append("")
         if graphile is None:
             why = result.get("postgraphile_skipped") or "not measured in this run"
             lines += [f"PostGraphile was skipped: {why}.", ""]
