@@ -7,6 +7,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,8 +131,12 @@ def stop_user_process(process: subprocess.Popen[str]) -> None:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
+def data_dir() -> Iterator[Path]:
+    # Not under pytest's base directory: a pytest session starting meanwhile on this machine
+    # takes o+x off /tmp/pytest-of-<user>, and the server user could not reach its data.
+    prefix = "shop-embedded-test-"
+    with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as folder:
+        yield Path(folder) / "data"
 
 
 def test_start_gives_working_urls_and_stop_stops_both_servers(data_dir: Path) -> None:
