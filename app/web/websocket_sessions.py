@@ -66,7 +66,7 @@ class SessionDeadline:
         timeout = None if math.isinf(self._ends_at) else max(0.0, self._ends_at - time.time())
         try:
             waiting: set[asyncio.Future[Any]] = {task, moved}
-            await asyncio.wait(waiting, timeout=timeout)
+            await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             moved.cancel()
         return task.done() or not self._moved.is_set()

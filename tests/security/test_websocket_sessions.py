@@ -81,3 +81,19 @@ async def admitted(url: str) -> Subscriber:
         except websockets.ConnectionClosed:
             await asyncio.sleep(0.1)
     return await Subscriber.connect(url)
+
+
+async def test_a_socket_closed_after_its_init_deadline_frees_its_place(settings: Settings) -> None:
+    # Once connection_init moved the deadline, the session must still end when the client
+    # leaves: before the fix it waited for the deadline too, and the cap never came down.
+    capped = settings.model_copy(update={"max_websockets": 1, "ws_connection_init_timeout_s": 0.3})
+    async with running_server(capped) as server:
+        first = await Subscriber.connect(server.ws_url)
+        await first.subscribe(STATUS)
+        assert (await first.data())["projectionStatus"]
+        await asyncio.sleep(0.6)  # past the init deadline: the session now runs without one
+        await first.close()
+        second = await admitted(server.ws_url)
+        await second.subscribe(STATUS)
+        assert (await second.data())["projectionStatus"]
+        await second.close()
