@@ -1,5 +1,7 @@
 """Subscriptions: how many WebSocket subscribers one API process holds and its memory, and
-how long one order update takes to reach 1,000 subscribers of that order."""
+how long one order update takes to reach each of them and each of 1,000 subscribers of that
+order; first with every subscriber running its own subscription (SHOP_SHARED_SUBSCRIPTIONS=
+false), then with subscribers alike sharing one (the default)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import sys
 from typing import Any
 
 import httpx
+import psutil
 
 from benchmarks.harness import BenchError, log, mark_delivered, settle, shop_serve
 from benchmarks.seed import Dataset, customer_id, product_id, seed
@@ -39,6 +42,19 @@ async def _new_order(server: ServerProcess) -> str:
     return str(payload["orderId"])
 
 
+async def _sockets_released(server: ServerProcess, timeout_s: float = 120) -> None:
+    """Wait until the server has closed the last round's sockets, so that a round is not
+    timed while the server still closes thousands of them."""
+    port = int(server.base_url.rsplit(":", 1)[1])
+    process = psutil.Process(server.popen.pid)
+    for _ in range(int(timeout_s / 0.2)):
+        held = [c for c in process.net_connections("tcp") if c.laddr and c.laddr.port == port]
+        if all(c.status == psutil.CONN_LISTEN for c in held):
+            return
+        await asyncio.sleep(0.2)
+    raise BenchError(f"the server still holds sockets {timeout_s:.0f} s after their clients left")
+
+
 async def _subscribers(server: ServerProcess, order: str, n: int) -> dict[str, Any]:
     """n subscribers to one order: the server's memory while they are held, then one update."""
     before = server.rss_mib()
@@ -63,19 +79,29 @@ async def _subscribers(server: ServerProcess, order: str, n: int) -> dict[str, A
         raise BenchError(f"the subscriber load generator failed:\n{err.decode()[-3000:]}")
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     result.update(rss_before_mib=before, rss_held_mib=held)
+    await _sockets_released(server)
     return result
 
 
+# Each subscriber running its own subscription (as before shared results), then the default.
+PASSES = {"per subscriber": "false", "shared": "true"}
+
+
 async def run(servers: StoreServers, size: Size) -> dict[str, Any]:
+    passes: dict[str, Any] = {}
     async with fresh_stores(servers, "bench_subs") as stores:
         await seed(stores.write, Dataset(orders=0, customers=100, products=100))
         await mark_delivered(stores)
-        async with shop_serve(stores) as server:
-            await settle(server, stores)
-            log(f"subscriptions: {size.subscribers} subscribers to one order")
-            held = await _subscribers(server, await _new_order(server), size.subscribers)
-            rounds = []
-            for round_ in range(size.fanout_rounds):
-                log(f"subscriptions: fan-out to {size.fanout}, round {round_ + 1}")
-                rounds.append(await _subscribers(server, await _new_order(server), size.fanout))
-    return {"held": held, "fanout": rounds}
+        for name, shared in PASSES.items():
+            async with shop_serve(stores, SHOP_SHARED_SUBSCRIPTIONS=shared) as server:
+                await settle(server, stores)
+                log(f"subscriptions ({name}): {size.subscribers} subscribers to one order")
+                order = await _new_order(server)
+                held = await _subscribers(server, order, size.subscribers)
+                rounds = []
+                for round_ in range(size.fanout_rounds):
+                    log(f"subscriptions ({name}): fan-out to {size.fanout}, round {round_ + 1}")
+                    order = await _new_order(server)
+                    rounds.append(await _subscribers(server, order, size.fanout))
+            passes[name] = {"held": held, "fanout": rounds}
+    return {"passes": passes}

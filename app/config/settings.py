@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # Queries the compiled read path covers answered by one SQL statement each
     # (docs/architecture.md); false: every request through strawberry's executor.
     compiled_queries: bool = True
+    # WebSocket subscribers of the same document, variables and audience share one result
+    # stream, executed and serialized once (docs/architecture.md); false: one per subscriber.
+    shared_subscriptions: bool = True
 
     @field_validator("jwt_secret", "consistency_token_secret")
     @classmethod

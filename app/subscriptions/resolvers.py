@@ -1,8 +1,10 @@
 """The Subscription type: clients hear when projections catch up and when orders change.
 
 Each subscription is an async generator that re-reads the read store when the change feed
-rings. It yields only when the client takes the next value, so a slow client gets the newest
-state rather than a growing queue; and a version is never emitted after a newer one.
+rings. It yields only when its consumer takes the next value, so a slow client gets the newest
+state rather than a growing queue; and a version is never emitted after a newer one. The
+consumer of orderUpdated is a broadcast group (broadcast.py), which keeps that promise for
+each of its sockets.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class Subscription:
     async def order_updated(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> AsyncGenerator[Order, None]:
+        # Run once for all the sockets that subscribe alike (SHARED_FIELDS in broadcast.py):
+        # what it emits may depend on the caller only through broadcast.audience.
         principal = access.caller(info)
         order_id = _uuid_argument(id, "id")
         services = info.context.services

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -29,6 +30,7 @@ from app.runtime.worker import pipeline_loops, running_loops
 from app.schema import create_compiler, create_schema, limits_of
 from app.security.principal import Principal
 from app.security.tokens import InvalidCredentials
+from app.subscriptions.broadcast import Broadcasts
 from app.web.body_limit import BodySizeLimit, error_response
 from app.web.compiled_queries import CompiledQueries
 from app.web.graphql_view import StrictGraphQL
@@ -36,6 +38,7 @@ from app.web.loopback_only import LoopbackOnly
 from app.web.playground.pages import graphiql_response
 from app.web.playground.pages import routes as playground_routes
 from app.web.request_id import RequestIdMiddleware
+from app.web.subscription_handlers import SharingGraphQLWSHandler, SharingTransportWSHandler
 from app.web.websocket_sessions import SessionDeadline, WebSocketCap
 
 log = logging.getLogger("app.web.asgi")
@@ -65,6 +68,19 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 class ShopGraphQL(StrictGraphQL):
     """Strawberry's ASGI view with the shop's typed context and its credentials check."""
+
+    # Subscribers of one document, variables and audience share each result's execution and
+    # serialization (app/subscriptions/broadcast.py).
+    graphql_transport_ws_handler_class = SharingTransportWSHandler
+    graphql_ws_handler_class = SharingGraphQLWSHandler
+
+    def __init__(self, *args: Any, shared_subscriptions: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shared_subscriptions = shared_subscriptions
+
+    @cached_property
+    def broadcasts(self) -> Broadcasts:
+        return Broadcasts(self.schema, self.encode_json, enabled=self.shared_subscriptions)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -209,6 +225,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         allowed_origins=settings.allowed_origins,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s),
+        shared_subscriptions=settings.shared_subscriptions,
     )
 
     compiled = [

@@ -1,4 +1,4 @@
-"""One order update fanned out to a thousand subscribers at once."""
+"""One order update fanned out to a thousand subscribers at once, on both protocols."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 from devtools.graphql_client import PAY_ORDER, GraphQLClient
 from devtools.servers import ServerUnderTest
-from devtools.ws_client import TRANSPORT_WS, subscriber
+from devtools.ws_client import PROTOCOLS, subscriber
+from tests.subscriptions.test_broadcast import broadcasts_of
 
 # Heavy load: run one after another with the other load tests (see pyproject addopts).
 # A thousand WebSocket handshakes share two cores with the other tests: allow for it.
@@ -30,9 +31,9 @@ async def test_1000_subscribers_to_one_order_all_receive_its_update(
     all_subscribed = asyncio.Event()
     rss_before = psutil.Process().memory_info().rss
 
-    async def one() -> tuple[str, str]:
+    async def one(protocol: str) -> tuple[str, str]:
         nonlocal subscribed
-        async with subscriber(server.ws_url, TRANSPORT_WS) as ws:
+        async with subscriber(server.ws_url, protocol) as ws:
             await ws.subscribe(query)
             first = (await ws.data(timeout_s=120))["orderUpdated"]["status"]
             subscribed += 1
@@ -41,8 +42,9 @@ async def test_1000_subscribers_to_one_order_all_receive_its_update(
             update = (await ws.data(timeout_s=120))["orderUpdated"]["status"]
             return first, update
 
-    clients = [asyncio.create_task(one()) for _ in range(SUBSCRIBERS)]
+    clients = [asyncio.create_task(one(PROTOCOLS[i % 2])) for i in range(SUBSCRIBERS)]
     await asyncio.wait_for(all_subscribed.wait(), 180)
+    assert len(broadcasts_of(server).groups) == 1  # one read, execution and encoding for all
     rss_held = psutil.Process().memory_info().rss
     await gql.ok(PAY_ORDER, orderId=order["orderId"])
     results = await asyncio.gather(*clients)
