@@ -135,6 +135,14 @@ class _Shadow:
                 )
         return RebuildFailed(f"{self.projection.name}: {_first_line(error)}")
 
+    async def vacuum_analyze(self, autocommit: AsyncConnection) -> None:
+        """Give the filled tables the planner's statistics and their visibility maps before
+        they go live: with neither, PostgreSQL guesses a read table's row counts (and plans
+        each compiled query again on every run, or plans it badly) and counts rows from the
+        heap, until autovacuum comes by, if it is on at all."""
+        for table in self.projection.all_tables:
+            await autocommit.execute(text(f'VACUUM (ANALYZE) "{self.shadow}"."{table.name}"'))
+
     async def swap(self) -> int:
         applied = self.projection.applied.name
         async with self.read.begin() as connection:
@@ -194,6 +202,8 @@ async def rebuild(
             for shadow in shadows:
                 await shadow.create()
             await _replay(shadows, write, progress)
+            for shadow in shadows:
+                await shadow.vacuum_analyze(lock)
             caught_up = [await shadow.swap() for shadow in shadows]
         except BaseException:
             for shadow in shadows:

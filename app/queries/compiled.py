@@ -22,7 +22,7 @@ import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from datetime import date
 from typing import Any
 
@@ -47,6 +47,7 @@ from graphql import (
 from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.validation import ASTValidationRule
 from strawberry import Schema
+from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import validate_document
 from strawberry.types.arguments import convert_argument
 
@@ -577,6 +578,49 @@ class Plan:
         return text
 
 
+class _InputConverter:
+    """strawberry's `convert_argument` for the filter inputs, with each input type's fields
+    looked up once: strawberry resolves every field's name and type on every call, which
+    was a tenth of a compiled request's time. The same kwargs, so the same input object."""
+
+    def __init__(self, registry: Any, config: StrawberryConfig) -> None:
+        self._registry = registry
+        self._config = config
+        self._fields: dict[type, tuple[dict[str, None], tuple[tuple[str, str, Any], ...]]] = {}
+
+    def __call__(self, value: Any, kind: type) -> Any:
+        known = self._fields.get(kind)
+        if known is None:
+            known = self._fields[kind] = self._input_fields(kind)
+        implicit, fields = known
+        kwargs: dict[str, Any] = dict(implicit)
+        for graphql_name, python_name, field_type in fields:
+            if graphql_name in value:
+                kwargs[python_name] = convert_argument(
+                    value[graphql_name], field_type, self._registry, self._config
+                )
+        return kind(**kwargs)
+
+    def _input_fields(self, kind: type) -> tuple[dict[str, None], tuple[tuple[str, str, Any], ...]]:
+        definition = kind.__strawberry_definition__  # type: ignore[attr-defined]
+        assert definition.is_input, kind
+        assert definition.from_input is None, kind
+        implicit = {
+            field.python_name: None
+            for field in definition.fields
+            if field.default_value is MISSING and field.default_factory is MISSING
+        }
+        fields = tuple(
+            (
+                self._config.name_converter.from_field(field),
+                field.python_name,
+                field.resolve_type(type_definition=definition),
+            )
+            for field in definition.fields
+        )
+        return implicit, fields
+
+
 class Compiler:
     """Documents to plans, each compiled once per process (bounded, least recently used)."""
 
@@ -594,7 +638,7 @@ class Compiler:
         self._capacity = capacity
         self._plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
         registry, config = schema.schema_converter.scalar_registry, schema.config
-        self._convert = lambda value, kind: convert_argument(value, kind, registry, config)
+        self._convert = _InputConverter(registry, config)
 
     def plan(self, query: str, operation_name: str | None) -> Plan | None:
         """The plan of an operation, or None when the reference executor must run it."""

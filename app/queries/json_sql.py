@@ -43,9 +43,19 @@ def iso_date(expression: str) -> str:
     return f"to_char({expression}, 'YYYY-MM-DD')"
 
 
+_COMPILED: dict[int, tuple[ColumnElement[object], str]] = {}
+
+
 def sql_of(expression: ColumnElement[object]) -> str:
-    """A SQLAlchemy column expression (no bound values) as PostgreSQL text."""
-    return str(expression.compile(dialect=_DIALECT))
+    """A SQLAlchemy column expression (no bound values) as PostgreSQL text, compiled once:
+    these are the listings' fixed sort keys (app/queries/pagination.py), asked for on every
+    request."""
+    known = _COMPILED.get(id(expression))
+    if known is not None and known[0] is expression:
+        return known[1]
+    text = str(expression.compile(dialect=_DIALECT))
+    _COMPILED[id(expression)] = (expression, text)  # holds it: its id stays its own
+    return text
 
 
 def json_object(pairs: Sequence[tuple[str, str]]) -> str:
