@@ -16,7 +16,7 @@ from benchmarks.sizes import Size
 from devtools.stores import StoreServers, fresh_stores
 
 
-async def run(servers: StoreServers, size: Size, max_rate: float) -> dict[str, Any]:
+async def run(servers: StoreServers, size: Size, max_rate: float, **env: str) -> dict[str, Any]:
     dataset = Dataset(orders=0, customers=size.write_customers, products=size.write_products)
     rate = max(1.0, round(max_rate / 2))
     async with fresh_stores(servers, "bench_lag") as stores:
@@ -24,7 +24,7 @@ async def run(servers: StoreServers, size: Size, max_rate: float) -> dict[str, A
         await mark_delivered(stores)
         data = Path(tempfile.gettempdir()) / f"{stores.prefix}.json"
         data.write_text(json.dumps(sample_ids(dataset)))
-        async with shop_serve(stores) as server:
+        async with shop_serve(stores, **env) as server:
             await settle(server, stores)
             log(f"projection lag: {rate:.0f} placeOrder/s for {size.lag_seconds:.0f} s")
             process = await asyncio.create_subprocess_exec(
@@ -38,4 +38,5 @@ async def run(servers: StoreServers, size: Size, max_rate: float) -> dict[str, A
     if process.returncode != 0:
         raise BenchError(f"the lag load generator failed:\n{err.decode()[-3000:]}")
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    result["rate_max"] = max_rate
     return result

@@ -77,52 +77,79 @@ def _write(write: dict[str, Any], targets: list[str]) -> list[str]:
         "## 1. Write path: placeOrder with 3 lines",
         "",
         f"{write['dataset'].customers:,} customers, {write['dataset'].products:,} products. "
-        "The service (`shop serve`: one process, relay and projectors in it) against pgbench "
-        "running the same SQL transaction on the same database.",
+        "The service (`shop serve`, one API process) against pgbench running the same SQL "
+        "transaction on the same database; the service twice, as it runs by default and with "
+        "its relay and projectors on the API's event loop (`SHOP_PIPELINE_PROCESS=false`).",
         "",
-        "| clients | shop mutations/s | p50 ms | p99 ms | failed | pgbench tx/s | p50 ms "
-        "| p99 ms | shop / pgbench |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| shop serve | clients | shop mutations/s | p50 ms | p99 ms | failed | pgbench tx/s "
+        "| p50 ms | p99 ms | shop / pgbench |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    best_ratio = 0.0
-    for clients, shop in write["shop"].items():
-        pg = write["pgbench"][clients]
-        ratio = shop.requests_per_s / pg.requests_per_s if pg.requests_per_s else 0
-        best_ratio = max(best_ratio, ratio)
-        lines.append(
-            f"| {clients} | {_n(shop.requests_per_s)} | {_n(shop.p50_ms, 1)} | "
-            f"{_n(shop.p99_ms, 1)} | {shop.failures} | {_n(pg.requests_per_s)} | "
-            f"{_n(pg.p50_ms, 1)} | {_n(pg.p99_ms, 1)} | {ratio:.0%} |"
-        )
-    lines += ["", f"Server memory after the runs: {_n(write['rss_mib'])} MiB.", ""]
-    targets.append(
-        _target(best_ratio >= 0.4, f"write path ≥ 40% of pgbench: best {best_ratio:.0%}")
-    )
+    pgbench = write["pgbench"]
+    for name, server in write["servers"].items():
+        for clients, shop in server["loads"].items():
+            pg = pgbench[clients]
+            ratio = shop.requests_per_s / pg.requests_per_s if pg.requests_per_s else 0
+            lines.append(
+                f"| {name} | {clients} | {_n(shop.requests_per_s)} | {_n(shop.p50_ms, 1)} | "
+                f"{_n(shop.p99_ms, 1)} | {shop.failures} | {_n(pg.requests_per_s)} | "
+                f"{_n(pg.p50_ms, 1)} | {_n(pg.p99_ms, 1)} | {ratio:.0%} |"
+            )
+    memory = ", ".join(f"{_n(s['rss_mib'])} MiB ({n})" for n, s in write["servers"].items())
+    lines += ["", f"API process memory after the runs: {memory}.", ""]
+    default = next(iter(write["servers"].values()))["loads"]
+    if 16 in default and 1 in default:
+        ratio = default[16].requests_per_s / pgbench[16].requests_per_s
+        slower = default[1].p50_ms / pgbench[1].p50_ms if pgbench[1].p50_ms else math.inf
+        targets += [
+            _target(ratio >= 0.4, f"placeOrder at 16 clients ≥ 40% of pgbench: {ratio:.0%}"),
+            _target(
+                slower <= 3,
+                f"placeOrder at 1 client, p50 ≤ 3x pgbench's: {_n(default[1].p50_ms, 1)} "
+                f"vs {_n(pgbench[1].p50_ms, 1)} ms ({slower:.1f}x)",
+            ),
+        ]
     return lines
 
 
-def _lag(lag: dict[str, Any], targets: list[str]) -> list[str]:
-    visible, event = lag["visible"], lag["event"]
+def _lag(runs: dict[str, Any], targets: list[str]) -> list[str]:
     lines = [
         "## 2. Projection lag at half the maximum mutation rate",
         "",
-        f"{_n(lag['rate_done'])} placeOrder/s asked {_n(lag['rate_asked'])}/s, "
-        f"{lag['orders']:,} orders, {lag['failures']} failed. Times run from the mutation's "
-        "HTTP response (after its commit), so they slightly understate commit-to-visible.",
+        "Each server at half the placeOrder rate it sustained in section 1. Times run from "
+        "the mutation's HTTP response (after its commit), so they slightly understate "
+        "commit-to-visible; the row is polled every 2 ms.",
         "",
-        "| from the mutation's response to | p50 ms | p99 ms | max ms | never arrived |",
-        "|---|---:|---:|---:|---:|",
-        f"| the row visible in the read store (polled every 2 ms) | {_n(visible['p50_ms'], 1)} "
-        f"| {_n(visible['p99_ms'], 1)} | {_n(visible['max_ms'], 1)} | {lag['never_visible']} |",
-        f"| the `ordersChanged` event at a WebSocket client | {_n(event['p50_ms'], 1)} "
-        f"| {_n(event['p99_ms'], 1)} | {_n(event['max_ms'], 1)} | {lag['never_notified']} |",
-        "",
+        "| shop serve | placeOrder/s asked → done | orders (failed) | from the response to "
+        "| p50 ms | p99 ms | max ms | never arrived |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
     ]
-    targets.append(
+    for name, lag in runs.items():
+        rate = f"{_n(lag['rate_asked'])} → {_n(lag['rate_done'])}"
+        orders = f"{lag['orders']:,} ({lag['failures']})"
+        for what, key, never in (
+            ("the row visible in the read store", "visible", "never_visible"),
+            ("the `ordersChanged` event at a WebSocket client", "event", "never_notified"),
+        ):
+            times = lag[key]
+            lines.append(
+                f"| {name} | {rate} | {orders} | {what} | {_n(times['p50_ms'], 1)} | "
+                f"{_n(times['p99_ms'], 1)} | {_n(times['max_ms'], 1)} | {lag[never]} |"
+            )
+    lines.append("")
+    lag = next(iter(runs.values()))
+    visible, event = lag["visible"], lag["event"]
+    targets += [
         _target(
-            visible["p99_ms"] < 50, f"lag p99 < 50 ms at 50% load: {_n(visible['p99_ms'], 1)} ms"
-        )
-    )
+            visible["p50_ms"] < 10 and visible["p99_ms"] < 50,
+            f"lag to the row at 50% load: p50 < 10 ms, p99 < 50 ms: "
+            f"{_n(visible['p50_ms'], 1)} / {_n(visible['p99_ms'], 1)} ms",
+        ),
+        _target(
+            event["p99_ms"] < 80,
+            f"lag to `ordersChanged` at 50% load: p99 < 80 ms: {_n(event['p99_ms'], 1)} ms",
+        ),
+    ]
     return lines
 
 

@@ -8,6 +8,7 @@ import re
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from benchmarks.harness import (
     BenchError,
@@ -23,7 +24,7 @@ from benchmarks.harness import (
 )
 from benchmarks.seed import Dataset, sample_ids, seed
 from benchmarks.sizes import Size
-from devtools.stores import StoreServers, fresh_stores
+from devtools.stores import StoreServers, StoreUrls, fresh_stores
 
 CONCURRENCY = (1, 16, 64)
 
@@ -140,29 +141,44 @@ async def run(servers: StoreServers, size: Size) -> dict[str, object]:
         data = Path(tempfile.gettempdir()) / f"{stores.prefix}.lua"
         ids = sample_ids(dataset)
         write_lua_data(data, customers=ids["customers"], products=ids["products"])
-        shop: dict[int, LoadResult] = {}
-        async with shop_serve(stores) as server:
-            await settle(server, stores)
-            wrk(
-                server.graphql_url,
-                "place_order.lua",
-                connections=4,
-                seconds=2,
-                env={"BENCH_DATA": str(data)},
-            )  # fmt: skip  (warm-up)
-            for connections in CONCURRENCY:
-                log(f"write path: placeOrder, {connections} clients")
-                shop[connections] = wrk(
-                    server.graphql_url, "place_order.lua", connections=connections,
-                    seconds=size.load_seconds, env={"BENCH_DATA": str(data)},
-                )  # fmt: skip
-            results["rss_mib"] = server.rss_mib()
+        results["servers"] = {
+            name: await _place_orders(stores, data, size, **env) for name, env in SERVERS.items()
+        }
         baseline: dict[int, LoadResult] = {}
         for connections in CONCURRENCY:
             log(f"write path: pgbench, {connections} clients")
             baseline[connections] = pgbench(stores.write, dataset, connections,
                                             size.load_seconds)  # fmt: skip
         data.unlink(missing_ok=True)
-    results["shop"] = shop
     results["pgbench"] = baseline
     return results
+
+
+# The default `shop serve` (the relay and projectors in a child process), and the same with
+# them on the API's event loop, as before SHOP_PIPELINE_PROCESS.
+SERVERS: dict[str, dict[str, str]] = {
+    "relay and projectors in a child process (default)": {},
+    "relay and projectors on the API's event loop": {"SHOP_PIPELINE_PROCESS": "false"},
+}
+DEFAULT = next(iter(SERVERS))
+
+
+async def _place_orders(stores: StoreUrls, data: Path, size: Size, **env: str) -> dict[str, Any]:
+    """placeOrder at each concurrency on one `shop serve`, and the API process's memory."""
+    loads: dict[int, LoadResult] = {}
+    async with shop_serve(stores, **env) as server:
+        await settle(server, stores)
+        wrk(
+            server.graphql_url,
+            "place_order.lua",
+            connections=4,
+            seconds=2,
+            env={"BENCH_DATA": str(data)},
+        )  # fmt: skip  (warm-up)
+        for connections in CONCURRENCY:
+            log(f"write path: placeOrder, {connections} clients{' ' + str(env) if env else ''}")
+            loads[connections] = wrk(
+                server.graphql_url, "place_order.lua", connections=connections,
+                seconds=size.load_seconds, env={"BENCH_DATA": str(data)},
+            )  # fmt: skip
+        return {"loads": loads, "rss_mib": server.rss_mib()}

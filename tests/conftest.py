@@ -80,7 +80,15 @@ def _settings_for(databases: Databases, redis_server_url: str) -> Settings:
     # SHOP_TEST_EXECUTOR=reference: every query through strawberry, none compiled (CI runs
     # the suite once each way, so every query test passes on both executors).
     compiled = os.environ.get("SHOP_TEST_EXECUTOR", "compiled") != "reference"
-    return stores.settings(stream_partitions=2, lease_ttl_s=3, compiled_queries=compiled)
+    # An app served in the test's own event loop (running_server) runs the pipeline on that
+    # loop: there is no `shop serve` to start it as a child process.
+    return stores.settings(
+        stream_partitions=2,
+        lease_ttl_s=3,
+        compiled_queries=compiled,
+        pipeline_process=False,
+        gc_freeze=False,  # frozen objects of one test would outlive it in this process
+    )
 
 
 def _fresh_settings(

@@ -24,6 +24,8 @@ from app.cli.stores import resolved_stores
 from app.config.settings import Role, Settings
 from app.graphql.ids import parse_id
 from app.runtime.bootstrap import open_stores
+from app.runtime.heap import freeze_startup_heap
+from app.runtime.pipeline_process import pipeline_process
 from app.security.principal import UserRole
 
 cli = typer.Typer(
@@ -46,7 +48,8 @@ def serve(
         int | None, typer.Option(help="Server processes (SHOP_WORKERS).", min=1)
     ] = None,
 ) -> None:
-    """Serve GraphQL at /graphql; role `all` also runs the relay and projectors in-process."""
+    """Serve GraphQL at /graphql; role `all` also runs the relay and projectors (as a child
+    process, `shop worker`; SHOP_PIPELINE_PROCESS=false: on the API's event loop)."""
     settings = settings_or_exit(host=host, port=port, role=role, workers=workers)
 
     def run() -> None:
@@ -56,19 +59,20 @@ def serve(
             run_prepared(resolved, embedded, migrate=False)
             resolved = as_reader(resolved, embedded)
             export_urls(resolved)
-            uvicorn.run(
-                "app.web.asgi:create_app",
-                factory=True,
-                host=resolved.host,
-                port=resolved.port,
-                workers=resolved.workers,
-                loop="uvloop",
-                http="httptools",
-                log_config=None,
-                log_level=resolved.log_level,
-                lifespan="on",
-                **server_options(resolved),
-            )
+            with pipeline_process(resolved):
+                uvicorn.run(
+                    "app.web.asgi:create_app",
+                    factory=True,
+                    host=resolved.host,
+                    port=resolved.port,
+                    workers=resolved.workers,
+                    loop="uvloop",
+                    http="httptools",
+                    log_config=None,
+                    log_level=resolved.log_level,
+                    lifespan="on",
+                    **server_options(resolved),
+                )
 
     guarded(run)
 
@@ -86,6 +90,8 @@ def worker() -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         async with open_stores(resolved) as stores, running_loops(pipeline_loops(stores)):
+            if resolved.gc_freeze:
+                freeze_startup_heap()
             await stop.wait()
 
     def run() -> None:

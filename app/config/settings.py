@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     role: Role = Role.ALL
+    # Role `all`: `shop serve` runs the relay and projectors as a child process (`shop
+    # worker`), off the API's event loop; false: on the API's event loop, in each process.
+    pipeline_process: bool = True
+    # After start-up, keep the objects made so far out of full garbage collections
+    # (app/runtime/heap.py); false for an app that shares its process (the tests' servers).
+    gc_freeze: bool = True
     workers: int = Field(1, ge=1, le=64)
     log_level: str = "info"
 

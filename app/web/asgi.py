@@ -26,6 +26,7 @@ from app.config.settings import Role, Settings, load_settings
 from app.graphql.context import Context
 from app.pipeline.metrics import PipelineMetrics
 from app.runtime.bootstrap import Api, open_api, readiness, require_migrated
+from app.runtime.heap import freeze_startup_heap
 from app.runtime.worker import pipeline_loops, running_loops
 from app.schema import create_compiler, create_schema, limits_of
 from app.security.principal import Principal
@@ -246,10 +247,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.pipeline_metrics = PipelineMetrics(
                 api.metrics, stores.write_engine, stores.read_engine, stores.redis, settings
             )
-            if settings.role is Role.ALL:
+            if settings.role is Role.ALL and not settings.pipeline_process:
+                # Otherwise `shop serve` runs them in a child process (pipeline_process.py).
                 await stack.enter_async_context(running_loops(pipeline_loops(stores)))
             log.info("serving role %s", settings.role.value)
             say_if_open(settings)
+            if settings.gc_freeze:
+                freeze_startup_heap()
             yield
 
     routes = [
