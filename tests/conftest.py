@@ -87,6 +87,7 @@ def _settings_for(databases: Databases, redis_server_url: str) -> Settings:
         lease_ttl_s=3,
         compiled_queries=compiled,
         pipeline_process=False,
+        db_pool_size=6,  # see shop_env
         gc_freeze=False,  # frozen objects of one test would outlive it in this process
     )
 
@@ -139,8 +140,10 @@ async def server(settings: Settings) -> AsyncIterator[ServerUnderTest]:
 
 @pytest.fixture
 def shop_env(settings: Settings) -> dict[str, str]:
-    """Environment for a `shop` subprocess on the test's stores."""
-    return StoreUrls.of(settings).env()
+    """Environment for a `shop` subprocess on the test's stores. Small pools: three test
+    processes share one PostgreSQL (max_connections 100 by default) with the `shop` processes
+    they start, a `shop serve` and its pipeline child each holding two engines."""
+    return StoreUrls.of(settings).env(SHOP_DB_POOL_SIZE="4")
 
 
 @pytest.fixture
