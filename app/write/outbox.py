@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import Any
 
 from app.events import RecordedEvent, encode
 from app.events.consistency_token import AggregateVersion
 from app.write.domain.aggregate import Aggregate
-from app.write.tables import outbox
 
 NOTIFY_CHANNEL = "shop_outbox"
 
@@ -40,25 +38,10 @@ def produced(aggregates: Iterable[Aggregate]) -> list[AggregateVersion]:
     ]
 
 
-async def append(connection: AsyncConnection, events: Sequence[RecordedEvent]) -> None:
-    """Store the events; delivered to listeners only if the transaction commits."""
-    if not events:
-        return
-    await connection.execute(
-        insert(outbox),
-        [
-            {
-                "event_id": e.event_id,
-                "aggregate_type": e.aggregate_type,
-                "aggregate_id": e.aggregate_id,
-                "aggregate_version": e.aggregate_version,
-                "event_type": e.event_type,
-                "schema_version": e.schema_version,
-                "payload": encode(e.event),
-                "occurred_at": e.occurred_at,
-            }
-            for e in events
-        ],
-    )
-    # NOTIFY is transactional: the relay hears it only once these rows are visible.
-    await connection.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
+def rows(events: Iterable[RecordedEvent]) -> Iterator[tuple[Any, ...]]:
+    """The events' outbox rows (app/write/write_set.py's EVENTS columns): the command's write
+    statement inserts them and NOTIFYs the relay, which hears it only once they commit."""
+    for e in events:
+        payload = json.dumps(encode(e.event), separators=(",", ":"))
+        yield (e.event_id, e.aggregate_type, e.aggregate_id, e.aggregate_version, e.event_type,
+               e.schema_version, payload, e.occurred_at)  # fmt: skip

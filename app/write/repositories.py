@@ -1,14 +1,16 @@
-"""Repositories: load aggregates (locking what a command will change) and write them back."""
+"""Repositories: load aggregates (locking what a command will change) and hand back what to
+write, for the command's one write statement (app/write/write_set.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from uuid import UUID
 
-from sqlalchemy import bindparam, exists, func, insert, select, update
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.events import PlacedLine
+from app.write import write_set
 from app.write.domain.aggregate import Aggregate
 from app.write.domain.customer import Customer
 from app.write.domain.order import Order, OrderStatus
@@ -53,14 +55,13 @@ class CustomerRepository(Repository):
         query = select(exists().where(customers.c.email == email))
         return bool(await self.connection.scalar(query))
 
-    async def flush(self) -> None:
-        rows = [
-            {"id": c.id, "email": c.email, "name": c.name, "version": c.version,
-             "registered_at": c.registered_at}
-            for c in self.new if isinstance(c, Customer)
-        ]  # fmt: skip
-        if rows:
-            await self.connection.execute(insert(customers), rows)
+    def changes(self) -> write_set.Columns:
+        """The new customers, for the command's write statement (app/write/write_set.py)."""
+        return write_set.columns(
+            write_set.NEW_CUSTOMERS,
+            ((c.id, c.email, c.name, c.version, c.registered_at)
+             for c in self.new if isinstance(c, Customer)),
+        )  # fmt: skip
 
 
 class ProductRepository(Repository):
@@ -92,33 +93,21 @@ class ProductRepository(Repository):
             found[product.id] = product
         return found
 
-    async def flush(self) -> None:
-        new = [p for p in self.new if isinstance(p, Product)]
-        if new:
-            await self.connection.execute(
-                insert(products),
-                [
-                    {"id": p.id, "sku": p.sku, "name": p.name, "price_cents": p.price_cents,
-                     "stock": p.stock, "version": p.version, "created_at": p.created_at}
-                    for p in new
-                ],
-            )  # fmt: skip
-        # Every locked product is written back: an order changes stock without a new version.
-        changed = [p for p in self.loaded_aggregates() if isinstance(p, Product)]
-        if changed:
-            await self.connection.execute(
-                update(products)
-                .where(products.c.id == bindparam("pid"))
-                .values(
-                    price_cents=bindparam("price"),
-                    stock=bindparam("stock"),
-                    version=bindparam("ver"),
-                ),
-                [
-                    {"pid": p.id, "price": p.price_cents, "stock": p.stock, "ver": p.version}
-                    for p in changed
-                ],
-            )
+    def changes(self) -> write_set.Columns:
+        """New products, and every locked one written back (an order changes stock without
+        a new version)."""
+        return {
+            **write_set.columns(
+                write_set.NEW_PRODUCTS,
+                ((p.id, p.sku, p.name, p.price_cents, p.stock, p.version, p.created_at)
+                 for p in self.new if isinstance(p, Product)),
+            ),
+            **write_set.columns(
+                write_set.CHANGED_PRODUCTS,
+                ((p.id, p.price_cents, p.stock, p.version)
+                 for p in self.loaded_aggregates() if isinstance(p, Product)),
+            ),
+        }  # fmt: skip
 
 
 class OrderRepository(Repository):
@@ -153,38 +142,27 @@ class OrderRepository(Repository):
         self._track(order)
         return order
 
-    async def flush(self) -> None:
+    def changes(self) -> write_set.Columns:
+        """New orders with their lines, and the loaded orders that changed."""
         new = [o for o in self.new if isinstance(o, Order)]
-        if new:
-            await self.connection.execute(insert(orders), [_order_row(o) for o in new])
-            await self.connection.execute(
-                insert(order_lines),
-                [
-                    {"order_id": o.id, "line_no": n, "product_id": line.product_id,
-                     "sku": line.sku, "product_name": line.product_name,
-                     "unit_price_cents": line.unit_price_cents, "quantity": line.quantity}
-                    for o in new
-                    for n, line in enumerate(o.lines)
-                ],
-            )  # fmt: skip
-        for order in self.loaded_aggregates():
-            assert isinstance(order, Order)
-            if order.version == self.loaded[order.id]:
-                continue
-            await self.connection.execute(
-                update(orders)
-                .where(orders.c.id == order.id)
-                .values(status=order.status.value, cancel_reason=order.cancel_reason,
-                        version=order.version)
-            )  # fmt: skip
-
-
-def _order_row(order: Order) -> dict[str, object]:
-    return {
-        "id": order.id,
-        "customer_id": order.customer_id,
-        "status": order.status.value,
-        "cancel_reason": order.cancel_reason,
-        "version": order.version,
-        "placed_at": order.placed_at,
-    }
+        changed = [
+            o for o in self.loaded_aggregates()
+            if isinstance(o, Order) and o.version != self.loaded[o.id]
+        ]  # fmt: skip
+        return {
+            **write_set.columns(
+                write_set.NEW_ORDERS,
+                ((o.id, o.customer_id, o.status.value, o.cancel_reason, o.version, o.placed_at)
+                 for o in new),
+            ),
+            **write_set.columns(
+                write_set.NEW_LINES,
+                ((o.id, n, line.product_id, line.sku, line.product_name,
+                  line.unit_price_cents, line.quantity)
+                 for o in new for n, line in enumerate(o.lines)),
+            ),
+            **write_set.columns(
+                write_set.CHANGED_ORDERS,
+                ((o.id, o.status.value, o.cancel_reason, o.version) for o in changed),
+            ),
+        }  # fmt: skip

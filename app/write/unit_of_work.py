@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 from app.adapters.postgres import driver_error
 from app.events import RecordedEvent
 from app.events.consistency_token import AggregateVersion
-from app.write import outbox
+from app.write import outbox, write_set
 from app.write.domain.aggregate import Aggregate
 from app.write.domain.errors import ErrorCode, Rejected, reject
 from app.write.idempotency import IdempotencyRecords
@@ -81,10 +81,15 @@ class PostgresUnitOfWork:
         assert self._transaction is not None
         events = outbox.record(self.touched(), self.clock())
         try:
-            await self.customers.flush()
-            await self.products.flush()
-            await self.orders.flush()
-            await outbox.append(self.connection, events)
+            await self.connection.execute(
+                write_set.WRITE,
+                write_set.parameters(
+                    self.customers.changes(),
+                    self.products.changes(),
+                    self.orders.changes(),
+                    write_set.columns(write_set.EVENTS, outbox.rows(events)),
+                ),
+            )
             await self._transaction.commit()
         except IntegrityError as error:
             raise _translate(error) from error
