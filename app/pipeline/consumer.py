@@ -21,6 +21,7 @@ from app.pipeline.cancellation import reraise_if_cancelling
 from app.pipeline.change_feed import announcement
 from app.pipeline.dead_letters import park_undecodable
 from app.pipeline.leases import Unit
+from app.pipeline.shared_batches import SharedBatches
 from app.projections.base import Projection
 
 log = logging.getLogger("app.projections")
@@ -55,8 +56,11 @@ class PartitionConsumer:
         settings: Settings,
         redis: RedisClient,
         engine: AsyncEngine,
+        batches: SharedBatches | None = None,
     ) -> None:
         self.projection = projection
+        # Shared with the worker's other consumers of the projection (app/pipeline/runner.py).
+        self.batches = batches or SharedBatches(projection, engine)
         self.settings = settings
         self.redis = redis
         self.engine = engine
@@ -166,8 +170,11 @@ class PartitionConsumer:
 
     async def _apply(self, deliveries: Sequence[Delivery]) -> BatchResult:
         try:
-            async with self.engine.begin() as connection:
-                return await apply_batch(connection, self.projection, deliveries)
+            result = await self.batches.apply(deliveries)
+            if result is None:  # a combined batch failed: this one alone finds its own error
+                async with self.engine.begin() as connection:
+                    result = await apply_batch(connection, self.projection, deliveries)
+            return result
         except OutOfOrder:
             raise
         except Exception as error:

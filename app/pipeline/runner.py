@@ -21,6 +21,7 @@ from app.config.settings import Settings
 from app.pipeline.cancellation import where_stuck
 from app.pipeline.consumer import PartitionConsumer
 from app.pipeline.leases import Leases, Unit
+from app.pipeline.shared_batches import SharedBatches
 from app.projections.base import Projection
 
 log = logging.getLogger("app.projections")
@@ -57,6 +58,8 @@ class ProjectionRunner:
         settings: Settings,
     ) -> None:
         self.projections = {p.name: p for p in projections}
+        # A projection's consumers in this worker apply their batches together (group commit).
+        self.batches = {p.name: SharedBatches(p, read_engine) for p in projections}
         self.read_engine = read_engine
         self.redis = redis
         self.settings = settings
@@ -71,7 +74,7 @@ class ProjectionRunner:
         """What runs while this worker holds the unit's lease."""
         return PartitionConsumer(
             self.projections[unit.projection], unit, self.worker_id, self.settings,
-            self.redis, self.read_engine,
+            self.redis, self.read_engine, self.batches[unit.projection],
         ).run()  # fmt: skip
 
     async def run(self) -> None:
