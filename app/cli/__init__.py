@@ -67,7 +67,6 @@ def serve(
                     port=resolved.port,
                     workers=resolved.workers,
                     loop="uvloop",
-                    http="httptools",
                     log_config=None,
                     log_level=resolved.log_level,
                     lifespan="on",

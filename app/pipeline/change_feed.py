@@ -45,8 +45,9 @@ class Watch:
 
     async def wait(self, timeout_s: float | None) -> bool:
         """Wait for a ring (or the timeout) and reset the bell; True if it rang."""
-        try:
-            await asyncio.wait_for(self.changed.wait(), timeout_s)
+        try:  # asyncio.timeout, not wait_for: no task of its own per wait (Python 3.11)
+            async with asyncio.timeout(timeout_s):
+                await self.changed.wait()
         except TimeoutError:
             return False
         self.changed.clear()

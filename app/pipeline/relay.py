@@ -108,8 +108,10 @@ class _Relaying:
                 await self._sleep_until_woken()
 
     async def _sleep_until_woken(self) -> None:
+        # asyncio.timeout, not wait_for: no task of its own for every wait (Python 3.11).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), self.settings.relay_poll_interval_s)
+            async with asyncio.timeout(self.settings.relay_poll_interval_s):
+                await self.wake.wait()
 
     def _log_outage(self, error: RedisError) -> None:
         # Once per outage, not once per try.

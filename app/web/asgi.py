@@ -35,6 +35,7 @@ from app.subscriptions.broadcast import Broadcasts
 from app.web.body_limit import BodySizeLimit, error_response
 from app.web.compiled_queries import CompiledQueries
 from app.web.graphql_view import StrictGraphQL
+from app.web.http_protocol import CoalescingHttpToolsProtocol
 from app.web.loopback_only import LoopbackOnly
 from app.web.playground.pages import graphiql_response
 from app.web.playground.pages import routes as playground_routes
@@ -54,6 +55,8 @@ for a request it cannot tell was received."""
 def server_options(settings: Settings) -> dict[str, Any]:
     """How uvicorn serves this app: the same for `shop serve` and the tests' servers."""
     return {
+        # Each response's head and body in one socket write (app/web/http_protocol.py).
+        "http": CoalescingHttpToolsProtocol,
         "timeout_keep_alive": HTTP_KEEP_ALIVE_S,
         "timeout_graceful_shutdown": 10,
         "ws_max_size": settings.max_body_bytes,
