@@ -357,7 +357,6 @@ def main() -> None:
         host="127.0.0.1",
         port=args.port,
         loop="uvloop",
-        http="httptools",
         log_config=None,
         log_level="warning",
         lifespan="on",
