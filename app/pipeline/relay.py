@@ -121,7 +121,8 @@ class _Relaying:
 
     async def relay_batch(self) -> int:
         """Publish the oldest unpublished events and mark them; return how many."""
-        await self._check_epoch()
+        if self.epochs is None:
+            await self._check_epoch()
         rows = (
             await self.connection.execute(
                 select(outbox)
@@ -131,18 +132,25 @@ class _Relaying:
             )
         ).all()
         if not rows:
+            await self._check_epoch()  # idle, and still noticing a Redis that lost its data
             return 0
-        await self._publish(rows)
+        if await self._publish(rows) != self.epochs:
+            # Redis lost its data: these rows reached the new streams; send the rest again.
+            await self._check_epoch()
         positions = [row.position for row in rows]
         await self.connection.execute(
             update(outbox).where(outbox.c.position.in_(positions)).values(published_at=func.now())
         )
         return len(rows)
 
-    async def _publish(self, rows: Sequence[Any]) -> None:
+    async def _publish(self, rows: Sequence[Any]) -> list[Any]:
+        """XADD the rows; return the partitions' epochs as read just before, in the same
+        round trip (a Redis that lost its data has none)."""
         prefix, partitions = self.settings.redis_prefix, self.settings.stream_partitions
         counts: Counter[int] = Counter()
         pipe = self.redis.pipeline(transaction=False)
+        for partition in range(partitions):
+            pipe.get(epoch_key(prefix, partition))
         for row in rows:
             partition = partition_of(row.aggregate_id, partitions)
             counts[partition] += 1
@@ -159,7 +167,7 @@ class _Relaying:
             )
         for partition, count in counts.items():
             pipe.incrby(published_key(prefix, partition), count)
-        await pipe.execute()
+        return list((await pipe.execute())[:partitions])
 
     async def _check_epoch(self) -> None:
         """Notice a Redis that lost its data (restarted empty) and send the whole log again.
