@@ -59,8 +59,8 @@ class PartitionConsumer:
         batches: SharedBatches | None = None,
     ) -> None:
         self.projection = projection
-        # Shared with the worker's other consumers of the projection (app/pipeline/runner.py).
-        self.batches = batches or SharedBatches(projection, engine)
+        # Shared with the worker's other consumers (app/pipeline/runner.py).
+        self.batches = batches or SharedBatches(engine)
         self.settings = settings
         self.redis = redis
         self.engine = engine
@@ -170,7 +170,7 @@ class PartitionConsumer:
 
     async def _apply(self, deliveries: Sequence[Delivery]) -> BatchResult:
         try:
-            result = await self.batches.apply(deliveries)
+            result = await self.batches.apply(self.projection, deliveries)
             if result is None:  # a combined batch failed: this one alone finds its own error
                 async with self.engine.begin() as connection:
                     result = await apply_batch(connection, self.projection, deliveries)

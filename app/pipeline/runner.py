@@ -58,8 +58,8 @@ class ProjectionRunner:
         settings: Settings,
     ) -> None:
         self.projections = {p.name: p for p in projections}
-        # A projection's consumers in this worker apply their batches together (group commit).
-        self.batches = {p.name: SharedBatches(p, read_engine) for p in projections}
+        # This worker's consumers apply their batches together (group commit).
+        self.batches = SharedBatches(read_engine)
         self.read_engine = read_engine
         self.redis = redis
         self.settings = settings
@@ -74,7 +74,7 @@ class ProjectionRunner:
         """What runs while this worker holds the unit's lease."""
         return PartitionConsumer(
             self.projections[unit.projection], unit, self.worker_id, self.settings,
-            self.redis, self.read_engine, self.batches[unit.projection],
+            self.redis, self.read_engine, self.batches,
         ).run()  # fmt: skip
 
     async def run(self) -> None:

@@ -37,6 +37,7 @@ Outcome = BatchResult | _Lead | None
 
 @dataclass(eq=False)
 class _Batch:
+    projection: Projection
     deliveries: Sequence[Delivery]
     outcome: asyncio.Future[Outcome] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -45,27 +46,38 @@ class _Batch:
 
 
 class SharedBatches:
-    """The turn-taking of one projection's consumers in one worker."""
+    """The turn-taking of a worker's consumers at the read store."""
 
-    def __init__(self, projection: Projection, engine: AsyncEngine) -> None:
-        self.projection = projection
+    def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._waiting: list[_Batch] = []
         self._busy = False
 
-    async def apply(self, deliveries: Sequence[Delivery]) -> BatchResult | None:
-        """Apply `deliveries` with what other consumers submit meanwhile, in one transaction.
+    async def apply(
+        self, projection: Projection, deliveries: Sequence[Delivery]
+    ) -> BatchResult | None:
+        """Apply `deliveries` to `projection` with what other consumers submit meanwhile, in
+        one transaction.
 
-        Returns the result if it committed (the whole transaction's changed keys go to one of
+        Returns the result if it committed (the changed keys of each projection go to one of
         its consumers, which announces them), or None if a combined batch failed: then apply
         this batch alone. A batch that was alone in its transaction raises what it raised."""
-        batch = _Batch(deliveries)
+        batch = _Batch(projection, deliveries)
         self._waiting.append(batch)
         if self._busy:
             outcome = await self._follow(batch)
             if not isinstance(outcome, _Lead):
                 return outcome
-        self._busy = True
+        else:
+            self._busy = True
+            # One step of the event loop: the consumers that one stream entry woke (one per
+            # projection) submit theirs first, and all go in this transaction.
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                self._waiting.remove(batch)
+                self._hand_over()
+                raise
         return await self._lead(batch)
 
     async def _follow(self, batch: _Batch) -> Outcome:
@@ -89,7 +101,7 @@ class SharedBatches:
             batch.taken = True
         others = [batch for batch in taken if batch is not own]
         try:
-            result = await self._apply(taken)
+            results = await self._apply(taken)
         except BaseException as error:
             for batch in others:
                 batch.outcome.set_result(None)  # not applied: each applies its own alone
@@ -98,14 +110,24 @@ class SharedBatches:
                 raise
             return None
         for batch in others:
-            batch.outcome.set_result(BatchResult())  # committed; `own` announces the changes
+            batch.outcome.set_result(results.get(batch, BatchResult()))
         self._hand_over()
-        return result
+        return results.get(own, BatchResult())
 
-    async def _apply(self, batches: Sequence[_Batch]) -> BatchResult:
-        deliveries = [delivery for batch in batches for delivery in batch.deliveries]
+    async def _apply(self, batches: Sequence[_Batch]) -> dict[_Batch, BatchResult]:
+        """Each projection's batches as one, projections in name order (so two workers'
+        transactions take their locks in one order); each projection's result goes to its
+        first batch."""
+        by_projection: dict[str, list[_Batch]] = {}
+        for batch in batches:
+            by_projection.setdefault(batch.projection.name, []).append(batch)
+        results = {}
         async with self.engine.begin() as connection:
-            return await apply_batch(connection, self.projection, deliveries)
+            for name in sorted(by_projection):
+                group = by_projection[name]
+                deliveries = [delivery for batch in group for delivery in batch.deliveries]
+                results[group[0]] = await apply_batch(connection, group[0].projection, deliveries)
+        return results
 
     def _hand_over(self) -> None:
         if self._waiting:

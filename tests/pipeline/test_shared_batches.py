@@ -1,10 +1,12 @@
-"""Group commit: batches submitted while one is applied go together in the next transaction;
-a combined batch that fails applies nothing and sends each batch back to be applied alone."""
+"""Group commit: the batches a worker's consumers submit in one step of the event loop, or
+while a transaction runs, go together in one transaction; a combined batch that fails
+applies nothing and sends each batch back to be applied alone."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from asyncio import Task
 
 import pytest
 from sqlalchemy import text
@@ -12,12 +14,14 @@ from sqlalchemy import text
 from app.events import OrderShipped, RecordedEvent
 from app.pipeline.applier import BatchResult, Delivery, OutOfOrder
 from app.pipeline.shared_batches import SharedBatches
-from app.projections.change_keys import ChangeKey, KeyKind, order_key
+from app.projections.base import Projection
+from app.projections.change_keys import ChangeKey, KeyKind, order_key, product_key
 from app.projections.registry import PROJECTIONS
 from app.runtime.bootstrap import Stores
 from tests.pipeline.test_applier import NOW, order_placed, to_stream_fields
 
 ORDER_VIEW = next(p for p in PROJECTIONS if p.name == "order_view")
+CATALOGUE = next(p for p in PROJECTIONS if p.name == "product_catalogue")
 
 
 def placed() -> Delivery:
@@ -40,17 +44,37 @@ async def visible(stores: Stores, *deliveries: Delivery) -> list[bool]:
     return [i in found for i in ids]
 
 
+async def units_sold(stores: Stores, delivery: Delivery) -> int | None:
+    product_id = delivery.event.event.lines[0].product_id  # type: ignore[attr-defined]
+    async with stores.read_engine.connect() as connection:
+        sold: int | None = await connection.scalar(
+            text("SELECT units_sold FROM product_catalogue WHERE id = :id"), {"id": product_id}
+        )
+    return sold
+
+
 def keys(result: BatchResult | None) -> set[ChangeKey]:
     """The orders whose rows the batch changed, as announced."""
     assert result is not None
     return {key for key in result.changed if key.kind is KeyKind.ORDER}
 
 
+async def under_way(
+    shared: SharedBatches, projection: Projection, batch: Delivery
+) -> Task[BatchResult | None]:
+    """A batch submitted and led: its transaction has begun when this returns."""
+    task = asyncio.create_task(shared.apply(projection, [batch]))
+    for _ in range(2):  # it submits and gathers for one step, then begins
+        await asyncio.sleep(0)
+    return task
+
+
 async def test_batches_submitted_while_one_is_applied_commit_together(stores: Stores) -> None:
-    shared = SharedBatches(ORDER_VIEW, stores.read_engine)
+    shared = SharedBatches(stores.read_engine)
     first, second, third = placed(), placed(), placed()
+    leading = await under_way(shared, ORDER_VIEW, first)
     results = await asyncio.gather(
-        shared.apply([first]), shared.apply([second]), shared.apply([third])
+        leading, shared.apply(ORDER_VIEW, [second]), shared.apply(ORDER_VIEW, [third])
     )
     assert await visible(stores, first, second, third) == [True, True, True]
     # The first went alone; the other two waited and went in one transaction, whose changed
@@ -60,32 +84,48 @@ async def test_batches_submitted_while_one_is_applied_commit_together(stores: St
     assert sorted([keys(results[1]), keys(results[2])], key=len) == [set(), together]
     # Nothing is left running: the next batch leads at once.
     fourth = placed()
-    assert keys(await shared.apply([fourth])) == {order_key(fourth.event.aggregate_id)}
+    assert keys(await shared.apply(ORDER_VIEW, [fourth])) == {order_key(fourth.event.aggregate_id)}
+
+
+async def test_each_projection_of_a_shared_transaction_announces_its_own_changes(
+    stores: Stores,
+) -> None:
+    """One stream entry wakes a consumer per projection: their batches go together."""
+    shared = SharedBatches(stores.read_engine)
+    event = placed()
+    product_id = event.event.event.lines[0].product_id  # type: ignore[attr-defined]
+    for_orders, for_products = await asyncio.gather(
+        shared.apply(ORDER_VIEW, [event]), shared.apply(CATALOGUE, [event])
+    )
+    assert keys(for_orders) == {order_key(event.event.aggregate_id)}
+    assert product_key(product_id) in for_products.changed  # type: ignore[union-attr]
+    assert order_key(event.event.aggregate_id) not in for_products.changed  # type: ignore[union-attr]
 
 
 async def test_a_combined_batch_that_fails_applies_nothing_and_each_goes_alone(
     stores: Stores,
 ) -> None:
-    shared = SharedBatches(ORDER_VIEW, stores.read_engine)
+    shared = SharedBatches(stores.read_engine)
     first, poisoned, good = placed(), shipped_before_paid(), placed()
+    leading = await under_way(shared, ORDER_VIEW, first)
     results = await asyncio.gather(
-        shared.apply([first]), shared.apply([poisoned]), shared.apply([good])
+        leading, shared.apply(ORDER_VIEW, [poisoned]), shared.apply(CATALOGUE, [good])
     )
     assert list(results[1:]) == [None, None]  # each applies its own alone
-    assert await visible(stores, first, good) == [True, False]
+    assert await visible(stores, first) == [True]
+    assert await units_sold(stores, good) is None  # the combined transaction rolled back
     # Alone, each finds its own outcome: the good one commits, the other is refused.
-    assert keys(await shared.apply([good])) == {order_key(good.event.aggregate_id)}
+    assert (await shared.apply(CATALOGUE, [good])) is not None
+    assert await units_sold(stores, good) == 2
     with pytest.raises(OutOfOrder):
-        await shared.apply([poisoned])
-    assert await visible(stores, good) == [True]
+        await shared.apply(ORDER_VIEW, [poisoned])
 
 
 async def test_a_batch_cancelled_while_it_waits_is_not_applied(stores: Stores) -> None:
-    shared = SharedBatches(ORDER_VIEW, stores.read_engine)
+    shared = SharedBatches(stores.read_engine)
     first, cancelled = placed(), placed()
-    leading = asyncio.create_task(shared.apply([first]))
-    await asyncio.sleep(0)  # it leads: its transaction is under way
-    waiting = asyncio.create_task(shared.apply([cancelled]))
+    leading = await under_way(shared, ORDER_VIEW, first)
+    waiting = asyncio.create_task(shared.apply(ORDER_VIEW, [cancelled]))
     await asyncio.sleep(0)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -93,4 +133,4 @@ async def test_a_batch_cancelled_while_it_waits_is_not_applied(stores: Stores) -
     await leading
     assert await visible(stores, first, cancelled) == [True, False]
     later = placed()
-    assert keys(await shared.apply([later])) == {order_key(later.event.aggregate_id)}
+    assert keys(await shared.apply(ORDER_VIEW, [later])) == {order_key(later.event.aggregate_id)}
