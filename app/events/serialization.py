@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -30,6 +30,14 @@ class RecordedEvent:
     aggregate_version: int
     occurred_at: datetime
     event: Event
+    # The payload's JSON text as it arrived, when it came from a stream entry or the log: the
+    # projections' SQL folds read it as it is, with nothing encoded again.
+    arrived_as: str | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def payload_json(self) -> str:
+        """The payload as JSON text: as it arrived, or encoded now."""
+        return self.arrived_as if self.arrived_as is not None else _compact(encode(self.event))
 
     @property
     def aggregate_type(self) -> str:
@@ -108,6 +116,7 @@ def from_stream_fields(fields: Mapping[str, str]) -> RecordedEvent:
             int(fields["version"]),
             datetime.fromisoformat(fields["at"]),
             event,
+            fields["payload"],
         )
     except UnknownEventError:
         raise

@@ -1,25 +1,28 @@
 """Rebuild projections from the event log without downtime.
 
-The log is replayed into shadow copies of the projection's tables (and guard) in a schema of
+The log is folded into shadow copies of the projection's tables (and guard) in a schema of
 their own, while the live tables keep serving and the live consumers keep applying. Then,
 in one transaction that briefly holds the live appliers off (queries still read), the shadow
 catches up with every aggregate the live guard is ahead on, and the tables are swapped.
 Nothing is missed at the swap: an event either reached the live guard (and was caught up
 from the log) or has not been applied yet and will be applied to the new tables.
 
-Several projections rebuild in one pass over the log: each batch is read and decoded once,
-then applied to every shadow at the same time, while the next batch is read.
+The fold runs inside PostgreSQL: the log is copied into the read store a slice at a time
+(app.pipeline.staged_log) and each projection's SQL fold reads the slice as its relation of
+events, the same statement that applies a live batch. Several projections rebuild in one pass:
+each slice is copied once and folded into every shadow at the same time, while the next slice
+is copied. No event is decoded in Python, except the few caught up at the swap.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, select, text, update
@@ -28,15 +31,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.events.serialization import from_stream_fields
 from app.pipeline import event_log
 from app.pipeline.applier import Delivery, apply_batch
-from app.pipeline.cancellation import reraise_if_cancelling
+from app.pipeline.cancellation import cancel_and_wait, reraise_if_cancelling
 from app.pipeline.consumer import is_transient
+from app.pipeline.staged_log import Params, StagedLog, UnreadableEvent
 from app.projections.base import Projection
 from app.projections.tables import projection_state
 
 log = logging.getLogger("app.projections")
 
 Progress = Callable[[int, int], None]  # (events replayed, events in the log)
-_BATCH = 5000
+_SLICE = 100_000  # events staged and folded at a time
 _REBUILD_LOCK = 0x5E0_2000
 
 
@@ -96,7 +100,67 @@ class _Shadow:
                          f'(LIKE "{table.name}" INCLUDING ALL)')
                 )  # fmt: skip
 
-    async def apply(self, connection: AsyncConnection, deliveries: list[Delivery]) -> int:
+    async def fold(self, log: StagedLog, first: int, last: int) -> None:
+        """Fold the staged events at positions (first, last] into the shadow, in one
+        transaction; name the first event that cannot be applied if the fold fails."""
+        params = {"first": first, "last": last}
+        async with self.read.begin() as connection:
+            await connection.execute(text(f'SET LOCAL search_path TO "{self.shadow}", public'))
+            try:
+                async with connection.begin_nested():
+                    self.replayed += await self._fold(connection, log, params)
+            except Exception as error:
+                reraise_if_cancelling()
+                if is_transient(error):
+                    raise
+                raise await self._culprit(connection, log, params, error) from error
+
+    async def _fold(self, connection: AsyncConnection, log: StagedLog, params: Params) -> int:
+        """The read tables and the guard; how many events of its aggregates the slice held."""
+        statements = log.statements(self.projection)
+        await connection.execute(statements.fold, params)
+        return int(await connection.scalar(statements.guard, params) or 0)
+
+    async def _culprit(
+        self, connection: AsyncConnection, log: StagedLog, params: Params, error: Exception
+    ) -> RebuildFailed:
+        """Bisect the failed slice: fold what comes before a point, keep it if it applies,
+        until one event is left that fails after everything before it."""
+        handled = list(self.projection.handled_type_names)
+        positions = list(await connection.scalars(
+            text(f"SELECT position FROM {log.table} WHERE position > :first "
+                 "AND position <= :last AND event_type = ANY(:handled) ORDER BY position"),
+            {**params, "handled": handled},
+        ))  # fmt: skip
+        done, failing = params["first"], len(positions)  # positions[:failing] hold the culprit
+        start = 0
+        while failing - start > 1:
+            middle = (start + failing) // 2
+            try:
+                async with connection.begin_nested():
+                    await self._fold(
+                        connection, log, {"first": done, "last": positions[middle - 1]}
+                    )
+                done, start = positions[middle - 1], middle
+            except Exception as failure:
+                reraise_if_cancelling()
+                if is_transient(failure):
+                    raise
+                error, failing = failure, middle
+        if not positions:
+            return RebuildFailed(f"{self.projection.name}: {_first_line(error)}")
+        row = (await connection.execute(
+            text(f"SELECT event_type, aggregate_id, aggregate_version FROM {log.table} "
+                 "WHERE position = :position"),
+            {"position": positions[start]},
+        )).one()  # fmt: skip
+        return RebuildFailed(
+            f"{self.projection.name} cannot apply {row.event_type} {row.aggregate_id} "
+            f"v{row.aggregate_version} (event log position {positions[start]}): "
+            f"{_first_line(error)}"
+        )
+
+    async def _apply(self, connection: AsyncConnection, deliveries: list[Delivery]) -> int:
         await connection.execute(text(f'SET LOCAL search_path TO "{self.shadow}", public'))
         # The log is replayed as it is, in order: a gap in it is not a delivery race.
         result = await apply_batch(
@@ -104,36 +168,6 @@ class _Shadow:
         )
         await connection.execute(text("SET LOCAL search_path TO DEFAULT"))
         return result.applied
-
-    async def replay(self, deliveries: list[Delivery]) -> None:
-        """Apply the batch's events of this projection's aggregates, in a transaction."""
-        mine = [d for d in deliveries if d.event.aggregate_type in self.projection.aggregate_types]
-        if mine:
-            try:
-                async with self.read.begin() as connection:
-                    await self.apply(connection, mine)
-            except Exception as error:
-                reraise_if_cancelling()
-                if is_transient(error):
-                    raise
-                raise await self._culprit(mine, error) from error
-            self.replayed += len(mine)
-
-    async def _culprit(self, deliveries: list[Delivery], error: Exception) -> RebuildFailed:
-        """Apply the failed batch an event at a time, to name the event that fails."""
-        for delivery in deliveries:
-            try:
-                async with self.read.begin() as connection:
-                    await self.apply(connection, [delivery])
-            except Exception as failure:
-                reraise_if_cancelling()
-                event = delivery.event
-                return RebuildFailed(
-                    f"{self.projection.name} cannot apply {event.event_type} "
-                    f"{event.aggregate_id} v{event.aggregate_version} (event log position "
-                    f"{delivery.entry_id.removeprefix('log:')}): {_first_line(failure)}"
-                )
-        return RebuildFailed(f"{self.projection.name}: {_first_line(error)}")
 
     async def vacuum_analyze(self, autocommit: AsyncConnection) -> None:
         """Give the filled tables the planner's statistics and their visibility maps before
@@ -182,7 +216,7 @@ class _Shadow:
             return 0
         async with self.write.connect() as source:
             missing = await event_log.read_aggregates(source, behind)
-        return await self.apply(connection, _deliveries(missing))
+        return await self._apply(connection, _deliveries(missing))
 
 
 async def rebuild(
@@ -201,7 +235,7 @@ async def rebuild(
         try:
             for shadow in shadows:
                 await shadow.create()
-            await _replay(shadows, write, progress)
+            await _replay(shadows, read, write, progress)
             for shadow in shadows:
                 await shadow.vacuum_analyze(lock)
             caught_up = [await shadow.swap() for shadow in shadows]
@@ -222,30 +256,48 @@ async def rebuild(
     return reports
 
 
-async def _replay(shadows: Sequence[_Shadow], write: AsyncEngine, progress: Progress) -> int:
-    types = sorted(set().union(*(s.projection.aggregate_types for s in shadows)))
+async def _replay(
+    shadows: Sequence[_Shadow], read: AsyncEngine, write: AsyncEngine, progress: Progress
+) -> int:
+    """Stage the log in the read store a slice at a time and fold each slice into every
+    shadow at once, while the next slice is copied."""
+    types = set().union(*(s.projection.aggregate_types for s in shadows))
+    staged = StagedLog(shadows[0].shadow, types, _SLICE)
     async with write.connect() as source:
-        total = await event_log.count(source, types)
-        done = 0
-        progress(0, total)
-
-        async def read(after: int) -> list[event_log.LoggedEvent]:
-            return await event_log.read_after(source, after, _BATCH, types)
-
-        # The next batch is read from the write store while this one is decoded (once) and
-        # applied to every shadow.
-        batch = await read(0)
-        while batch:
-            ahead = asyncio.create_task(read(batch[-1].position))
+        total = await event_log.count(source, sorted(types))
+    progress(0, total)
+    async with read.begin() as connection:
+        await staged.create(connection)
+    slices = staged.slices(write, read)
+    done = 0
+    try:
+        part = await anext(slices, None)
+        while part is not None:
+            ahead = asyncio.create_task(anext(slices, None))
             try:
-                deliveries = _deliveries(batch)
-                await asyncio.gather(*(shadow.replay(deliveries) for shadow in shadows))
+                await _all([shadow.fold(staged, part.first, part.last) for shadow in shadows])
             except BaseException:
-                ahead.cancel()
-                with contextlib.suppress(BaseException):
-                    await ahead
+                await cancel_and_wait(ahead)
                 raise
-            done += len(batch)
+            done += part.events
             progress(done, max(total, done))
-            batch = await ahead
+            part = await ahead
+    except UnreadableEvent as error:
+        raise RebuildFailed(str(error)) from error
+    finally:
+        await slices.aclose()
+        async with read.begin() as connection:
+            await staged.drop(connection)
     return done
+
+
+async def _all(work: Sequence[Coroutine[Any, Any, None]]) -> None:
+    """Run these together; if one fails, cancel the rest and raise its error."""
+    tasks = [asyncio.create_task(coroutine) for coroutine in work]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -1,18 +1,36 @@
-"""What a projection is: a name, the events it follows, its tables, and how events change them."""
+"""What a projection is: a name, the events it follows, its tables, and the SQL that folds
+events into them.
+
+A projection is set-based: its `fold` is one SQL statement over a relation of events, which
+writes every row the events change and returns the keys of those rows. The same statement
+applies a live batch (the batch's events bound as arrays) and a rebuild (the whole log,
+staged in the read store a slice at a time), so there is one definition of each read model,
+and no Python runs per event or per row.
+"""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Sequence
+from functools import cache
 from typing import ClassVar
 
-from sqlalchemy import Table
+from sqlalchemy import Table, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.events import Event, RecordedEvent
-from app.projections.change_keys import ChangedKeys
+from app.projections.change_keys import ChangedKeys, parse
 from app.projections.names import ProjectionName
 from app.projections.tables import APPLIED
+
+# A live batch as the relation `events` a fold reads: one row per event, in no given order.
+# The payload comes as text and is parsed by PostgreSQL.
+BOUND_EVENTS = (
+    "SELECT aggregate_id, version, event_type, occurred_at, payload::jsonb AS payload "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS integer[]), CAST(:types AS text[]), "
+    "CAST(:times AS timestamptz[]), CAST(:payloads AS text[])) "
+    "AS e(aggregate_id, version, event_type, occurred_at, payload)"
+)
 
 
 class Projection(ABC):
@@ -20,14 +38,23 @@ class Projection(ABC):
 
     `aggregate_types`: whose events it follows; its version guard advances on every event of
     those aggregates, handled or not, so "applied up to version v" is well defined for the
-    consistency tokens. `handles`: the event types `apply` is given. `tables`: the read
-    tables it owns, rebuilt and swapped together with its guard.
+    consistency tokens. `handles`: the event types its fold reads. `tables`: the read tables
+    it owns, rebuilt and swapped together with its guard.
+
+    `fold`: the statement's body after `WITH events AS (…),`: common table expressions over
+    `events` (aggregate_id, version, event_type, occurred_at, payload jsonb) that write the
+    tables, the last one `changed(key)`, the changed keys as text (`change_keys` form), which
+    PostgreSQL computes only when they are asked for (a rebuild does not). Folding any split
+    of a history into batches, applied in order, must give the same rows as folding it whole;
+    rows are written in key order, so two folds touching the same rows cannot deadlock.
+    Tables are named without a schema: a rebuild points them at its shadow copies.
     """
 
     name: ClassVar[ProjectionName]
     aggregate_types: ClassVar[frozenset[str]]
     handles: ClassVar[frozenset[type[Event]]]
     tables: ClassVar[tuple[Table, ...]]
+    fold: ClassVar[str]
 
     @property
     def handled_type_names(self) -> frozenset[str]:
@@ -44,7 +71,12 @@ class Projection(ABC):
         """Everything a rebuild replaces: the read tables and the guard."""
         return (*self.tables, self.applied)
 
-    @abstractmethod
+    def fold_over(self, events: str, *, keys: bool) -> str:
+        """The fold as one statement over `events`, a SELECT of the relation's columns; it
+        returns the changed keys, or nothing."""
+        result = "key FROM changed" if keys else "NULL"
+        return f"WITH events AS ({events}), {self.fold} SELECT {result}"
+
     async def apply(
         self, connection: AsyncConnection, events: Sequence[RecordedEvent]
     ) -> ChangedKeys:
@@ -53,3 +85,21 @@ class Projection(ABC):
         The events are not applied yet, of types in `handles`, and in version order per
         aggregate; events of different aggregates may come in any order.
         """
+        if not events:
+            return set()
+        rows = await connection.execute(
+            _live_fold(self),
+            {
+                "ids": [e.aggregate_id for e in events],
+                "versions": [e.aggregate_version for e in events],
+                "types": [e.event_type for e in events],
+                "times": [e.occurred_at for e in events],
+                "payloads": [e.payload_json for e in events],
+            },
+        )
+        return {parse(key) for key in rows.scalars()}
+
+
+@cache
+def _live_fold(projection: Projection) -> TextClause:
+    return text(projection.fold_over(BOUND_EVENTS, keys=True))

@@ -8,27 +8,52 @@ same whatever order events of different aggregates arrive in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-from uuid import UUID
-
-from sqlalchemy import ColumnElement, Table
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from app.events import CustomerRegistered, OrderCancelled, OrderPlaced, RecordedEvent
+from app.events import CustomerRegistered, OrderCancelled, OrderPlaced
 from app.projections.base import Projection
-from app.projections.change_keys import ChangedKeys, customer_key
+from app.projections.change_keys import KeyKind
 from app.projections.names import ProjectionName
 from app.projections.tables import customer_summary
-from app.projections.upserts import (
-    Excluded,
-    Row,
-    added,
-    fold_and_upsert,
-    given_or_kept,
-    greatest,
-    latest,
-)
+
+_FOLD = f"""
+deltas AS (
+  SELECT CASE event_type WHEN 'CustomerRegistered' THEN aggregate_id
+      ELSE (payload->>'customer_id')::uuid END AS id,
+    event_type, version, payload,
+    CASE event_type WHEN 'OrderPlaced' THEN 1 WHEN 'OrderCancelled' THEN -1 ELSE 0 END AS sign
+  FROM events
+  WHERE event_type IN ('CustomerRegistered', 'OrderPlaced', 'OrderCancelled')
+),
+folded AS (
+  SELECT id,
+    (array_agg(payload->>'email' ORDER BY version DESC)
+      FILTER (WHERE event_type = 'CustomerRegistered'))[1] AS email,
+    (array_agg(payload->>'name' ORDER BY version DESC)
+      FILTER (WHERE event_type = 'CustomerRegistered'))[1] AS name,
+    (array_agg((payload->>'registered_at')::timestamptz ORDER BY version DESC)
+      FILTER (WHERE event_type = 'CustomerRegistered'))[1] AS registered_at,
+    sum(sign)::integer AS order_count,
+    coalesce(sum(sign * (payload->>'total_cents')::bigint), 0)::bigint AS total_spent_cents,
+    max((payload->>'placed_at')::timestamptz)
+      FILTER (WHERE event_type = 'OrderPlaced') AS last_order_at,
+    coalesce(max(version) FILTER (WHERE event_type = 'CustomerRegistered'), 0) AS version
+  FROM deltas GROUP BY id
+),
+written AS (
+  INSERT INTO customer_summary AS t (id, email, name, registered_at, order_count,
+    total_spent_cents, last_order_at, version)
+  SELECT * FROM folded ORDER BY id
+  ON CONFLICT (id) DO UPDATE SET
+    email = coalesce(excluded.email, t.email),
+    name = coalesce(excluded.name, t.name),
+    registered_at = coalesce(excluded.registered_at, t.registered_at),
+    order_count = t.order_count + excluded.order_count,
+    total_spent_cents = t.total_spent_cents + excluded.total_spent_cents,
+    last_order_at = greatest(t.last_order_at, excluded.last_order_at),
+    version = greatest(t.version, excluded.version)
+  RETURNING id
+),
+changed(key) AS (SELECT '{KeyKind.CUSTOMER}:' || id FROM written)
+"""
 
 
 class CustomerSummary(Projection):
@@ -36,48 +61,4 @@ class CustomerSummary(Projection):
     aggregate_types = frozenset({"Customer", "Order"})
     handles = frozenset({CustomerRegistered, OrderPlaced, OrderCancelled})
     tables = (customer_summary,)
-
-    async def apply(
-        self, connection: AsyncConnection, events: Sequence[RecordedEvent]
-    ) -> ChangedKeys:
-        return await fold_and_upsert(
-            connection, events, customer_summary, _fold, _merge, customer_key
-        )
-
-
-def _blank(customer_id: UUID) -> Row:
-    return {
-        "id": customer_id,
-        "email": None,
-        "name": None,
-        "registered_at": None,
-        "order_count": 0,
-        "total_spent_cents": 0,
-        "last_order_at": None,
-        "version": 0,
-    }
-
-
-def _fold(rows: dict[UUID, Row], recorded: RecordedEvent) -> None:
-    event = recorded.event
-    if isinstance(event, CustomerRegistered):
-        row = rows.setdefault(event.customer_id, _blank(event.customer_id))
-        row.update(email=event.email, name=event.name, registered_at=event.registered_at)
-        row["version"] = max(row["version"], recorded.aggregate_version)
-    elif isinstance(event, OrderPlaced):
-        row = rows.setdefault(event.customer_id, _blank(event.customer_id))
-        row["order_count"] += 1
-        row["total_spent_cents"] += event.total_cents
-        row["last_order_at"] = latest(row["last_order_at"], event.placed_at)
-    elif isinstance(event, OrderCancelled):
-        row = rows.setdefault(event.customer_id, _blank(event.customer_id))
-        row["order_count"] -= 1
-        row["total_spent_cents"] -= event.total_cents
-
-
-def _merge(table: Table, excluded: Excluded) -> dict[str, ColumnElement[Any]]:
-    return {
-        **given_or_kept(table, excluded, "email", "name", "registered_at"),
-        **added(table, excluded, "order_count", "total_spent_cents"),
-        **greatest(table, excluded, "last_order_at", "version"),
-    }
+    fold = _FOLD

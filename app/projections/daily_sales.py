@@ -8,21 +8,35 @@ per day and added in one upsert.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date
-from typing import Any
-
-from sqlalchemy import ColumnElement, Table
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from app.events import OrderCancelled, OrderPlaced, RecordedEvent
+from app.events import OrderCancelled, OrderPlaced
 from app.projections.base import Projection
-from app.projections.change_keys import ChangedKeys, daily_sales_key
+from app.projections.change_keys import KeyKind
 from app.projections.names import ProjectionName
 from app.projections.tables import daily_sales
-from app.projections.upserts import Excluded, Row, added, fold_and_upsert, utc_day
 
-_COUNTERS = ("orders_placed", "orders_cancelled", "items_sold", "revenue_cents")
+_FOLD = f"""
+deltas AS (
+  SELECT ((payload->>'placed_at')::timestamptz AT TIME ZONE 'UTC')::date AS day,
+    CASE event_type WHEN 'OrderPlaced' THEN 1 ELSE -1 END AS sign, event_type, payload
+  FROM events WHERE event_type IN ('OrderPlaced', 'OrderCancelled')
+),
+written AS (
+  INSERT INTO daily_sales AS t (day, orders_placed, orders_cancelled, items_sold, revenue_cents)
+  SELECT day,
+    count(*) FILTER (WHERE event_type = 'OrderPlaced'),
+    count(*) FILTER (WHERE event_type = 'OrderCancelled'),
+    sum(sign * (payload->>'item_count')::bigint),
+    sum(sign * (payload->>'total_cents')::bigint)
+  FROM deltas GROUP BY day ORDER BY day
+  ON CONFLICT (day) DO UPDATE SET
+    orders_placed = t.orders_placed + excluded.orders_placed,
+    orders_cancelled = t.orders_cancelled + excluded.orders_cancelled,
+    items_sold = t.items_sold + excluded.items_sold,
+    revenue_cents = t.revenue_cents + excluded.revenue_cents
+  RETURNING day
+),
+changed(key) AS (SELECT '{KeyKind.DAILY_SALES}:' || to_char(day, 'YYYY-MM-DD') FROM written)
+"""
 
 
 class DailySales(Projection):
@@ -30,32 +44,4 @@ class DailySales(Projection):
     aggregate_types = frozenset({"Order"})
     handles = frozenset({OrderPlaced, OrderCancelled})
     tables = (daily_sales,)
-
-    async def apply(
-        self, connection: AsyncConnection, events: Sequence[RecordedEvent]
-    ) -> ChangedKeys:
-        return await fold_and_upsert(
-            connection, events, daily_sales, _fold, _merge, daily_sales_key, key="day"
-        )
-
-
-def _fold(rows: dict[date, Row], recorded: RecordedEvent) -> None:
-    event = recorded.event
-    if not isinstance(event, OrderPlaced | OrderCancelled):
-        return
-    day = utc_day(event.placed_at)
-    row = rows.get(day)
-    if row is None:
-        row = rows[day] = {"day": day, **dict.fromkeys(_COUNTERS, 0)}
-    if isinstance(event, OrderPlaced):
-        row["orders_placed"] += 1
-        row["items_sold"] += event.item_count
-        row["revenue_cents"] += event.total_cents
-    else:
-        row["orders_cancelled"] += 1
-        row["items_sold"] -= event.item_count
-        row["revenue_cents"] -= event.total_cents
-
-
-def _merge(table: Table, excluded: Excluded) -> dict[str, ColumnElement[Any]]:
-    return added(table, excluded, *_COUNTERS)
+    fold = _FOLD

@@ -8,27 +8,56 @@ what orders reserved, plus what cancellations released; version counts product e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-from uuid import UUID
-
-from sqlalchemy import ColumnElement, Table
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from app.events import (
     OrderCancelled,
     OrderPlaced,
-    PlacedLine,
     ProductCreated,
     ProductPriceChanged,
     ProductRestocked,
-    RecordedEvent,
 )
 from app.projections.base import Projection
-from app.projections.change_keys import ChangedKeys, product_key
+from app.projections.change_keys import KeyKind
 from app.projections.names import ProjectionName
 from app.projections.tables import product_catalogue
-from app.projections.upserts import Excluded, Row, added, fold_and_upsert, given_or_kept, greatest
+
+_FOLD = f"""
+deltas AS (
+  SELECT aggregate_id AS id, version, payload->>'sku' AS sku, payload->>'name' AS name,
+    (payload->>'price_cents')::bigint AS price_cents,
+    CASE event_type WHEN 'ProductCreated' THEN (payload->>'stock')::bigint
+      WHEN 'ProductRestocked' THEN (payload->>'quantity')::bigint ELSE 0 END AS stock,
+    0::bigint AS units_sold, 0::bigint AS revenue_cents
+  FROM events
+  WHERE event_type IN ('ProductCreated', 'ProductPriceChanged', 'ProductRestocked')
+  UNION ALL  -- each order line reserves (placed) or releases (cancelled) its units
+  SELECT (x->>'product_id')::uuid, NULL, NULL, NULL, NULL,
+    -sign * (x->>'quantity')::bigint, sign * (x->>'quantity')::bigint,
+    sign * (x->>'quantity')::bigint * (x->>'unit_price_cents')::bigint
+  FROM (SELECT payload, CASE event_type WHEN 'OrderPlaced' THEN 1 ELSE -1 END AS sign
+        FROM events WHERE event_type IN ('OrderPlaced', 'OrderCancelled')) orders,
+    jsonb_array_elements(payload->'lines') AS line(x)
+),
+written AS (
+  INSERT INTO product_catalogue AS t (id, sku, name, price_cents, stock, units_sold,
+    revenue_cents, version)
+  SELECT id,
+    (array_agg(sku ORDER BY version DESC) FILTER (WHERE sku IS NOT NULL))[1],
+    (array_agg(name ORDER BY version DESC) FILTER (WHERE name IS NOT NULL))[1],
+    (array_agg(price_cents ORDER BY version DESC) FILTER (WHERE price_cents IS NOT NULL))[1],
+    sum(stock), sum(units_sold), sum(revenue_cents), coalesce(max(version), 0)
+  FROM deltas GROUP BY id ORDER BY id
+  ON CONFLICT (id) DO UPDATE SET
+    sku = coalesce(excluded.sku, t.sku),
+    name = coalesce(excluded.name, t.name),
+    price_cents = coalesce(excluded.price_cents, t.price_cents),
+    stock = t.stock + excluded.stock,
+    units_sold = t.units_sold + excluded.units_sold,
+    revenue_cents = t.revenue_cents + excluded.revenue_cents,
+    version = greatest(t.version, excluded.version)
+  RETURNING id
+),
+changed(key) AS (SELECT '{KeyKind.PRODUCT}:' || id FROM written)
+"""
 
 
 class ProductCatalogue(Projection):
@@ -38,61 +67,4 @@ class ProductCatalogue(Projection):
         {ProductCreated, ProductPriceChanged, ProductRestocked, OrderPlaced, OrderCancelled}
     )
     tables = (product_catalogue,)
-
-    async def apply(
-        self, connection: AsyncConnection, events: Sequence[RecordedEvent]
-    ) -> ChangedKeys:
-        return await fold_and_upsert(
-            connection, events, product_catalogue, _fold, _merge, product_key
-        )
-
-
-def _row(rows: dict[UUID, Row], product_id: UUID) -> Row:
-    row = rows.get(product_id)
-    if row is None:
-        row = rows[product_id] = {
-            "id": product_id,
-            "sku": None,
-            "name": None,
-            "price_cents": None,
-            "stock": 0,
-            "units_sold": 0,
-            "revenue_cents": 0,
-            "version": 0,
-        }
-    return row
-
-
-def _fold(rows: dict[UUID, Row], recorded: RecordedEvent) -> None:
-    event = recorded.event
-    if isinstance(event, OrderPlaced):
-        _sell(rows, event.lines, 1)
-    elif isinstance(event, OrderCancelled):
-        _sell(rows, event.lines, -1)
-    elif isinstance(event, ProductCreated | ProductPriceChanged | ProductRestocked):
-        row = _row(rows, event.product_id)
-        row["version"] = max(row["version"], recorded.aggregate_version)
-        if isinstance(event, ProductCreated):
-            row.update(sku=event.sku, name=event.name, price_cents=event.price_cents)
-            row["stock"] += event.stock
-        elif isinstance(event, ProductPriceChanged):
-            row["price_cents"] = event.price_cents
-        else:
-            row["stock"] += event.quantity
-
-
-def _sell(rows: dict[UUID, Row], lines: Sequence[PlacedLine], sign: int) -> None:
-    """Reserve (sign 1) or release (sign -1) each line's units and count them sold or not."""
-    for line in lines:
-        row = _row(rows, line.product_id)
-        row["stock"] -= sign * line.quantity
-        row["units_sold"] += sign * line.quantity
-        row["revenue_cents"] += sign * line.total_cents
-
-
-def _merge(table: Table, excluded: Excluded) -> dict[str, ColumnElement[Any]]:
-    return {
-        **given_or_kept(table, excluded, "sku", "name", "price_cents"),
-        **added(table, excluded, "stock", "units_sold", "revenue_cents"),
-        **greatest(table, excluded, "version"),
-    }
+    fold = _FOLD
