@@ -41,6 +41,7 @@ log = logging.getLogger("app.projections")
 
 Progress = Callable[[int, int], None]  # (events replayed, events in the log)
 _SLICE = 100_000  # events staged and folded at a time
+_WORK_MEM = "64MB"  # per folding connection, one per projection
 _REBUILD_LOCK = 0x5E0_2000
 
 
@@ -106,6 +107,8 @@ class _Shadow:
         params = {"first": first, "last": last}
         async with self.read.begin() as connection:
             await connection.execute(text(f'SET LOCAL search_path TO "{self.shadow}", public'))
+            # A slice's sorts and groupings fit in memory rather than spilling to disk.
+            await connection.execute(text(f"SET LOCAL work_mem = '{_WORK_MEM}'"))
             try:
                 async with connection.begin_nested():
                     self.replayed += await self._fold(connection, log, params)

@@ -92,6 +92,9 @@ class StagedLog:
                     return
                 staged = Slice(after, row["last"], row["events"])
                 await self._copy(source_raw, target_raw, staged)
+                # The planner's statistics, or it takes the slice for a few rows and joins
+                # it by nested loops.
+                await target_raw.execute(f"ANALYZE {self.table}")
                 await self._check_versions(target_raw, staged)
                 yield staged
                 after = staged.last

@@ -14,45 +14,42 @@ from app.projections.names import ProjectionName
 from app.projections.tables import order_view
 
 _FOLD = f"""
-placed AS (
-  SELECT * FROM events WHERE event_type = 'OrderPlaced'
-),
-latest AS (  -- each order's last status event in the batch
-  SELECT DISTINCT ON (aggregate_id) aggregate_id, version, occurred_at,
-    CASE event_type WHEN 'OrderPaid' THEN 'PAID' WHEN 'OrderShipped' THEN 'SHIPPED'
-      ELSE 'CANCELLED' END AS status
-  FROM events WHERE event_type IN ('OrderPaid', 'OrderShipped', 'OrderCancelled')
-  ORDER BY aggregate_id, version DESC
-),
-reasons AS (
-  SELECT aggregate_id, payload->>'reason' AS reason
-  FROM events WHERE event_type = 'OrderCancelled'
+folded AS (  -- per order: as placed (if placed in the batch), and its last event's state
+  SELECT aggregate_id,
+    (array_agg(payload) FILTER (WHERE event_type = 'OrderPlaced'))[1] AS placed,
+    (array_agg(occurred_at ORDER BY version DESC))[1] AS placed_or_updated_at,
+    max(version) AS version,
+    (array_agg(CASE event_type WHEN 'OrderPlaced' THEN 'PLACED' WHEN 'OrderPaid' THEN 'PAID'
+       WHEN 'OrderShipped' THEN 'SHIPPED' ELSE 'CANCELLED' END ORDER BY version DESC))[1]
+      AS status,
+    (array_agg(payload->>'reason') FILTER (WHERE event_type = 'OrderCancelled'))[1] AS reason
+  FROM events
+  WHERE event_type IN ('OrderPlaced', 'OrderPaid', 'OrderShipped', 'OrderCancelled')
+  GROUP BY aggregate_id
 ),
 inserted AS (
   INSERT INTO order_view (id, customer_id, customer_name, customer_email, status, lines,
     item_count, total_cents, cancel_reason, placed_at, updated_at, version)
-  SELECT p.aggregate_id, (p.payload->>'customer_id')::uuid, p.payload->>'customer_name',
-    p.payload->>'customer_email', coalesce(l.status, 'PLACED'),
+  SELECT aggregate_id, (placed->>'customer_id')::uuid, placed->>'customer_name',
+    placed->>'customer_email', status,
     (SELECT coalesce(jsonb_agg(jsonb_build_object(
         'productId', (x->>'product_id')::uuid, 'sku', x->>'sku',
         'productName', x->>'product_name', 'quantity', (x->>'quantity')::integer,
         'unitPriceCents', (x->>'unit_price_cents')::bigint,
         'lineTotalCents', (x->>'unit_price_cents')::bigint * (x->>'quantity')::integer
       ) ORDER BY n), '[]'::jsonb)
-     FROM jsonb_array_elements(p.payload->'lines') WITH ORDINALITY AS line(x, n)),
-    (p.payload->>'item_count')::integer, (p.payload->>'total_cents')::bigint, r.reason,
-    (p.payload->>'placed_at')::timestamptz, coalesce(l.occurred_at, p.occurred_at),
-    coalesce(l.version, p.version)
-  FROM placed p LEFT JOIN latest l USING (aggregate_id) LEFT JOIN reasons r USING (aggregate_id)
-  ORDER BY p.aggregate_id
+     FROM jsonb_array_elements(placed->'lines') WITH ORDINALITY AS line(x, n)),
+    (placed->>'item_count')::integer, (placed->>'total_cents')::bigint, reason,
+    (placed->>'placed_at')::timestamptz, placed_or_updated_at, version
+  FROM folded WHERE placed IS NOT NULL
+  ORDER BY aggregate_id
 ),
-updated AS (
+updated AS (  -- orders placed in an earlier batch
   UPDATE order_view v
-  SET status = l.status, updated_at = l.occurred_at, version = l.version,
-    cancel_reason = coalesce(r.reason, v.cancel_reason)
-  FROM latest l LEFT JOIN reasons r USING (aggregate_id)
-  WHERE v.id = l.aggregate_id
-    AND NOT EXISTS (SELECT FROM placed p WHERE p.aggregate_id = l.aggregate_id)
+  SET status = f.status, updated_at = f.placed_or_updated_at, version = f.version,
+    cancel_reason = coalesce(f.reason, v.cancel_reason)
+  FROM folded f
+  WHERE f.placed IS NULL AND v.id = f.aggregate_id
 ),
 changed(key) AS (
   SELECT '{KeyKind.ORDER}:' || aggregate_id FROM events
