@@ -42,6 +42,7 @@ log = logging.getLogger("app.projections")
 Progress = Callable[[int, int], None]  # (events replayed, events in the log)
 _SLICE = 100_000  # events staged and folded at a time
 _WORK_MEM = "64MB"  # per folding connection, one per projection
+_MAINTENANCE_WORK_MEM = "256MB"  # per index-building connection
 _REBUILD_LOCK = 0x5E0_2000
 
 
@@ -96,10 +97,17 @@ class _Shadow:
             await connection.execute(text(f'DROP SCHEMA IF EXISTS "{self.shadow}" CASCADE'))
             await connection.execute(text(f'CREATE SCHEMA "{self.shadow}"'))
             for table in self.projection.all_tables:
+                # Without its secondary indexes, built once the table is full (build_indexes):
+                # one sort each is cheaper than keeping them up to date row by row. The
+                # primary key stays: the folds' upserts find their rows by it.
+                key = ", ".join(f'"{column.name}"' for column in table.primary_key.columns)
                 await connection.execute(
                     text(f'CREATE TABLE "{self.shadow}"."{table.name}" '
-                         f'(LIKE "{table.name}" INCLUDING ALL)')
+                         f'(LIKE "{table.name}" INCLUDING ALL EXCLUDING INDEXES)')
                 )  # fmt: skip
+                await connection.execute(
+                    text(f'ALTER TABLE "{self.shadow}"."{table.name}" ADD PRIMARY KEY ({key})')
+                )
 
     async def fold(self, log: StagedLog, first: int, last: int) -> None:
         """Fold the staged events at positions (first, last] into the shadow, in one
@@ -111,18 +119,23 @@ class _Shadow:
             await connection.execute(text(f"SET LOCAL work_mem = '{_WORK_MEM}'"))
             try:
                 async with connection.begin_nested():
-                    self.replayed += await self._fold(connection, log, params)
+                    await self._fold(connection, log, params)
             except Exception as error:
                 reraise_if_cancelling()
                 if is_transient(error):
                     raise
                 raise await self._culprit(connection, log, params, error) from error
 
-    async def _fold(self, connection: AsyncConnection, log: StagedLog, params: Params) -> int:
-        """The read tables and the guard; how many events of its aggregates the slice held."""
-        statements = log.statements(self.projection)
-        await connection.execute(statements.fold, params)
-        return int(await connection.scalar(statements.guard, params) or 0)
+    async def _fold(self, connection: AsyncConnection, log: StagedLog, params: Params) -> None:
+        await connection.execute(log.statements(self.projection).fold, params)
+
+    async def fill_guard(self, log: StagedLog) -> None:
+        """The guard, once every slice is folded: one bulk insert, not an upsert a slice."""
+        async with self.read.begin() as connection:
+            await connection.execute(text(f'SET LOCAL search_path TO "{self.shadow}", public'))
+            await connection.execute(text(f"SET LOCAL work_mem = '{_WORK_MEM}'"))
+            guard = log.statements(self.projection).guard
+            self.replayed = int(await connection.scalar(guard) or 0)
 
     async def _culprit(
         self, connection: AsyncConnection, log: StagedLog, params: Params, error: Exception
@@ -171,6 +184,28 @@ class _Shadow:
         )
         await connection.execute(text("SET LOCAL search_path TO DEFAULT"))
         return result.applied
+
+    async def build_indexes(self) -> None:
+        """The live tables' other indexes, under their own names, on the filled shadow."""
+        async with self.read.begin() as connection:
+            await connection.execute(
+                text(f"SET LOCAL maintenance_work_mem = '{_MAINTENANCE_WORK_MEM}'")
+            )
+            for table in self.projection.all_tables:
+                definitions = await connection.scalars(
+                    text(
+                        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                        "WHERE i.indrelid = to_regclass(:table) AND NOT i.indisprimary "
+                        "ORDER BY i.indexrelid"
+                    ),
+                    {"table": f'public."{table.name}"'},
+                )
+                live = f" ON public.{table.name} USING "  # as pg_get_indexdef prints it
+                for definition in list(definitions):
+                    if live not in definition:
+                        raise RuntimeError(f"cannot copy index {definition!r} to the shadow")
+                    shadow = definition.replace(live, f' ON "{self.shadow}".{table.name} USING ')
+                    await connection.execute(text(shadow))
 
     async def vacuum_analyze(self, autocommit: AsyncConnection) -> None:
         """Give the filled tables the planner's statistics and their visibility maps before
@@ -239,6 +274,7 @@ async def rebuild(
             for shadow in shadows:
                 await shadow.create()
             await _replay(shadows, read, write, progress)
+            await _all([shadow.build_indexes() for shadow in shadows])
             for shadow in shadows:
                 await shadow.vacuum_analyze(lock)
             caught_up = [await shadow.swap() for shadow in shadows]
@@ -285,6 +321,10 @@ async def _replay(
             done += part.events
             progress(done, max(total, done))
             part = await ahead
+        async with read.begin() as connection:
+            await connection.execute(text(f"SET LOCAL work_mem = '{_WORK_MEM}'"))
+            await staged.summarize(connection)
+        await _all([shadow.fill_guard(staged) for shadow in shadows])
     except UnreadableEvent as error:
         raise RebuildFailed(str(error)) from error
     finally:

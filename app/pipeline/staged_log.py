@@ -46,7 +46,7 @@ class Slice:
 @dataclass(frozen=True)
 class FoldStatements:
     fold: TextClause  # the projection's fold over a slice
-    guard: TextClause  # its guard advanced over the slice; returns the slice's event count
+    guard: TextClause  # its guard filled from the whole staged log
 
 
 class StagedLog:
@@ -55,13 +55,14 @@ class StagedLog:
     def __init__(self, schema: str, aggregate_types: Collection[str], slice_size: int) -> None:
         self.schema = schema
         self.table = f'"{schema}".event_log'
+        self.latest = f'"{schema}".latest_versions'
         self.aggregate_types = sorted(aggregate_types)
         self.slice_size = slice_size
         self._statements: dict[str, FoldStatements] = {}
 
     async def create(self, read: AsyncConnection) -> None:
         await read.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
-        await read.execute(text(f"DROP TABLE IF EXISTS {self.table}"))
+        await read.execute(text(f"DROP TABLE IF EXISTS {self.table}, {self.latest}"))
         await read.execute(
             text(
                 f"CREATE UNLOGGED TABLE {self.table} (position bigint PRIMARY KEY, "
@@ -73,7 +74,17 @@ class StagedLog:
         )
 
     async def drop(self, read: AsyncConnection) -> None:
-        await read.execute(text(f"DROP TABLE IF EXISTS {self.table}"))
+        await read.execute(text(f"DROP TABLE IF EXISTS {self.table}, {self.latest}"))
+
+    async def summarize(self, read: AsyncConnection) -> None:
+        """Each staged aggregate's last version and event count, once for every guard."""
+        await read.execute(
+            text(
+                f"CREATE UNLOGGED TABLE {self.latest} AS SELECT aggregate_type, aggregate_id, "
+                "max(aggregate_version) AS version, count(*) AS events "
+                f"FROM {self.table} GROUP BY aggregate_type, aggregate_id"
+            )
+        )
 
     async def slices(self, write: AsyncEngine, read: AsyncEngine) -> AsyncGenerator[Slice, None]:
         """Copy the log a slice at a time and yield each slice once it is staged."""
@@ -144,27 +155,26 @@ class StagedLog:
                 )
 
     def statements(self, projection: Projection) -> FoldStatements:
-        """The projection's fold and guard over a staged slice, bound as :first and :last."""
+        """The projection's fold over a staged slice (bound as :first and :last), and its
+        guard filled from the whole staged log."""
         found = self._statements.get(projection.name)
         if found is None:
             handled = ", ".join(f"'{name}'" for name in sorted(projection.handled_type_names))
             followed = ", ".join(f"'{name}'" for name in sorted(projection.aggregate_types))
-            in_slice = f"FROM {self.table} WHERE position > :first AND position <= :last"
             events = (
-                f"SELECT aggregate_id, aggregate_version AS version, event_type, occurred_at, "
-                f"payload {in_slice} AND event_type IN ({handled})"
+                "SELECT aggregate_id, aggregate_version AS version, event_type, occurred_at, "
+                f"payload FROM {self.table} WHERE position > :first AND position <= :last "
+                f"AND event_type IN ({handled})"
             )
-            guard = projection.applied.name
             found = self._statements[projection.name] = FoldStatements(
                 text(projection.fold_over(events, keys=False)),
+                # Once, into the empty guard, from `latest`; returns how many events of the
+                # projection's aggregates the log held.
                 text(
-                    f"WITH slice AS (SELECT aggregate_id, aggregate_version {in_slice} "
-                    f"AND aggregate_type IN ({followed})), "
-                    f'advanced AS (INSERT INTO "{guard}" AS guard (aggregate_id, version) '
-                    "SELECT aggregate_id, max(aggregate_version) FROM slice GROUP BY 1 "
-                    "ORDER BY 1 ON CONFLICT (aggregate_id) DO UPDATE "
-                    "SET version = greatest(guard.version, excluded.version)) "
-                    "SELECT count(*) FROM slice"
+                    f"WITH mine AS (SELECT * FROM {self.latest} WHERE aggregate_type IN "
+                    f'({followed})), filled AS (INSERT INTO "{projection.applied.name}" '
+                    "(aggregate_id, version) SELECT aggregate_id, version FROM mine "
+                    "ORDER BY aggregate_id) SELECT coalesce(sum(events), 0) FROM mine"
                 ),
             )
         return found
