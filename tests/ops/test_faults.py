@@ -267,26 +267,32 @@ def storm(shop: Shop, rng: random.Random) -> list[Mutation]:
 
 
 async def fire_and_kill(
-    gql: GraphQLClient, mutations: list[Mutation], kill: Callable[[], None]
+    gql: GraphQLClient, mutations: list[Mutation], kill: Callable[[], None], stores: Stores
 ) -> list[dict[str, Any] | None]:
-    """Send every mutation at once; kill the server once a quarter are answered. The payload
-    of each answered one, None for the others."""
-    answered = 0
+    """Send every mutation at once; once a quarter are answered, kill the server as soon as a
+    mutation has committed but not been answered (its answer waits for the projections), so
+    the kill catches an answer on its way. The payload of each answered one, None for the
+    others."""
+    answered: set[str] = set()
     enough = asyncio.Event()
 
     async def send(mutation: Mutation) -> dict[str, Any] | None:
-        nonlocal answered
         try:
             payload = await gql.mutate(mutation.answered_once_projected, **mutation.input)
         except httpx.TransportError:
             return None
-        answered += 1
-        if answered >= len(mutations) // 4:
+        answered.add(mutation.input["commandId"])
+        if len(answered) >= len(mutations) // 4:
             enough.set()
         return payload
 
     sent = asyncio.gather(*(send(m) for m in mutations))
     await enough.wait()
+    deadline = asyncio.get_running_loop().time() + 10
+    while asyncio.get_running_loop().time() < deadline:
+        if set(await recorded(stores)) - answered:
+            break
+        await asyncio.sleep(0.001)
     kill()
     return await sent
 
@@ -363,7 +369,7 @@ async def test_the_api_killed_mid_mutations_commits_each_whole_or_not_and_retrie
             shop = await open_shop(gql, rng)
             setup_events = len(await logged_events(stores))
             mutations = storm(shop, rng)
-            answers = await fire_and_kill(gql, mutations, lambda: processes.kill("api-1"))
+            answers = await fire_and_kill(gql, mutations, lambda: processes.kill("api-1"), stores)
         committed = await recorded(stores)
         await audit(stores, setup_events, committed)  # whole or nothing, at the crash
 
