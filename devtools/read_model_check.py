@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.events import Event, OrderCancelled, OrderPlaced, ProductCreated, ProductRestocked
-from app.events.serialization import RecordedEvent, from_stream_fields
+from app.events.serialization import EventRecord, from_stream_fields
 from app.pipeline import event_log
 from app.pipeline.applier import Delivery, apply_batch
 from app.projections.registry import PROJECTIONS
@@ -42,7 +42,7 @@ async def log_batches(write: AsyncEngine) -> AsyncIterator[list[Delivery]]:
             position = batch[-1].position
 
 
-async def whole_log(write: AsyncEngine) -> list[RecordedEvent]:
+async def whole_log(write: AsyncEngine) -> list[EventRecord]:
     return [delivery.event async for batch in log_batches(write) for delivery in batch]
 
 

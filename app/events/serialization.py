@@ -6,7 +6,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import Any, Protocol
 from uuid import UUID
 
 from pydantic import TypeAdapter
@@ -20,6 +21,28 @@ _ADAPTERS: dict[str, tuple[type[Event], TypeAdapter[Any]]] = {
 
 class UnknownEventError(ValueError):
     """An event type or schema version this code cannot read."""
+
+
+class EventRecord(Protocol):
+    """What the read side needs of an event with its place in history: the envelope, the
+    payload's JSON text, and the event itself for the few places that read its fields."""
+
+    @property
+    def event_id(self) -> UUID: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def aggregate_type(self) -> str: ...
+    @property
+    def aggregate_id(self) -> UUID: ...
+    @property
+    def aggregate_version(self) -> int: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def payload_json(self) -> str: ...
+    @property
+    def event(self) -> Event: ...
 
 
 @dataclass(frozen=True)
@@ -107,18 +130,64 @@ def _compact(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
-def from_stream_fields(fields: Mapping[str, str]) -> RecordedEvent:
-    """The event a stream entry carries; UnknownEventError for what this code cannot read."""
+@dataclass(frozen=True, eq=False)
+class StreamedEvent:
+    """An event as a stream entry (or the log) carries it: the envelope read from the entry's
+    flat fields and the payload as its JSON text, which the projections' SQL folds read as it
+    is. The event object is decoded, and its payload validated, only when asked for (a dead
+    letter, a test); a projector never does, so no Python runs per payload field."""
+
+    event_id: UUID
+    event_type: str
+    schema_version: int
+    aggregate_type: str
+    aggregate_id: UUID
+    aggregate_version: int
+    occurred_at: datetime
+    payload_json: str
+
+    @cached_property
+    def event(self) -> Event:
+        return decode_json(self.event_type, self.schema_version, self.payload_json)
+
+
+_AGGREGATE_TYPES = {name: cls.aggregate_type for name, (cls, _) in _ADAPTERS.items()}
+
+
+def from_stream_fields(fields: Mapping[str, str]) -> StreamedEvent:
+    """The event a stream entry carries; UnknownEventError for an entry this code cannot
+    read: an unknown type or schema version, a missing or malformed envelope field, or an
+    aggregate that is not the type's. The payload is checked when the event is decoded: the
+    folds refuse a payload that is not JSON, which parks the entry after its retries."""
     try:
-        event = decode_json(fields["type"], int(fields["schema"]), fields["payload"])
-        return RecordedEvent(
+        event_type = fields["type"]
+        cls, _ = _ADAPTERS[event_type]
+    except KeyError:
+        raise UnknownEventError(f"unknown event type {fields.get('type')!r}") from None
+    try:
+        schema_version = int(fields["schema"])
+        if schema_version != cls.schema_version:
+            raise UnknownEventError(
+                f"{event_type} schema version {schema_version} (this code reads "
+                f"{cls.schema_version})"
+            )
+        aggregate_type = fields["aggregate"]
+        if aggregate_type != _AGGREGATE_TYPES[event_type]:
+            raise UnknownEventError(f"{event_type} of a {aggregate_type!r} aggregate")
+        payload = fields["payload"]
+        if not isinstance(payload, str):
+            raise TypeError(f"payload is {type(payload).__name__}, not text")
+        return StreamedEvent(
             UUID(hex=fields["id"]),
+            event_type,
+            schema_version,
+            aggregate_type,
+            UUID(hex=fields["aggregate_id"]),
             int(fields["version"]),
             datetime.fromisoformat(fields["at"]),
-            event,
-            fields["payload"],
+            payload,
         )
     except UnknownEventError:
         raise
     except (KeyError, ValueError, TypeError) as error:
-        raise UnknownEventError(f"malformed stream entry: {error}") from error
+        raise UnknownEventError(f"malformed stream entry: {error!r}") from error

@@ -20,7 +20,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.events import RecordedEvent
+from app.events.serialization import EventRecord
 from app.projections.base import Projection
 from app.projections.change_keys import ChangedKeys
 from app.projections.tables import dead_letters
@@ -32,7 +32,7 @@ class Delivery:
 
     entry_id: str
     fields: Mapping[str, str]
-    event: RecordedEvent
+    event: EventRecord
 
 
 class OutOfOrder(Exception):
@@ -82,7 +82,8 @@ async def apply_batch(
         else:
             fresh.append(delivery)
             guard[delivery.event.aggregate_id] = (delivery.event.aggregate_version, False)
-    handled = [d.event for d in fresh if type(d.event.event) in projection.handles]
+    handled_types = projection.handled_type_names
+    handled = [d.event for d in fresh if d.event.event_type in handled_types]
     result.changed = await projection.apply(connection, handled)
     await _advance_guard(connection, projection, fresh, count_progress=track_progress)
     if to_park:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, cached_property
 from typing import ClassVar
 
 from sqlalchemy import Table, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.events import Event, RecordedEvent
+from app.events import Event
+from app.events.serialization import EventRecord
 from app.projections.change_keys import ChangedKeys, parse
 from app.projections.names import ProjectionName
 from app.projections.tables import APPLIED
@@ -56,7 +57,7 @@ class Projection(ABC):
     tables: ClassVar[tuple[Table, ...]]
     fold: ClassVar[str]
 
-    @property
+    @cached_property
     def handled_type_names(self) -> frozenset[str]:
         """The names of the event types in `handles`, as stored and sent."""
         return frozenset(event_type.type_name() for event_type in self.handles)
@@ -78,7 +79,7 @@ class Projection(ABC):
         return f"WITH events AS ({events}), {self.fold} SELECT {result}"
 
     async def apply(
-        self, connection: AsyncConnection, events: Sequence[RecordedEvent]
+        self, connection: AsyncConnection, events: Sequence[EventRecord]
     ) -> ChangedKeys:
         """Apply new events in the caller's transaction and return the keys that changed.
 

@@ -28,7 +28,7 @@ from app.events import (
     ProductPriceChanged,
     ProductRestocked,
 )
-from app.events.serialization import RecordedEvent
+from app.events.serialization import EventRecord
 from app.projections.registry import PROJECTIONS
 from devtools.read_model_check import (
     READ_TABLES,
@@ -123,7 +123,7 @@ def _row(rows: Iterable[tuple[Any, ...]], key: Any) -> str:
 def _each_mutation_once(
     ledger: Ledger,
     acknowledged: list[Mutation],
-    log: list[RecordedEvent],
+    log: list[EventRecord],
     records: dict[str, dict[str, Any]],
     found: list[Discrepancy],
 ) -> None:
@@ -185,7 +185,7 @@ def _is_what_was_asked(mutation: Mutation, event: Event) -> bool:
 
 def _stock_adds_up(
     acknowledged: list[Mutation],
-    log: list[RecordedEvent],
+    log: list[EventRecord],
     stores: dict[str, dict[str, int]],
     found: list[Discrepancy],
 ) -> None:
@@ -219,7 +219,7 @@ def _stock_by_ledger(acknowledged: list[Mutation]) -> Counter[str]:
 
 
 def _stock_by_log(
-    log: list[RecordedEvent], found: list[Discrepancy]
+    log: list[EventRecord], found: list[Discrepancy]
 ) -> tuple[Counter[str], dict[str, int]]:
     """The balance after the whole log, and the lowest it reached on the way.
 

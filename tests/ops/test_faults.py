@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config.settings import Settings
 from app.events.consistency_token import load_versions
-from app.events.serialization import RecordedEvent
+from app.events.serialization import EventRecord
 from app.pipeline import event_log
 from app.runtime.bootstrap import Api, Stores
 from devtools import store_snapshot
@@ -304,11 +304,11 @@ async def recorded(stores: Stores) -> dict[str, dict[str, Any]]:
         return {row.command_id: row.result for row in rows}
 
 
-async def logged_events(stores: Stores) -> list[RecordedEvent]:
+async def logged_events(stores: Stores) -> list[EventRecord]:
     return await whole_log(stores.write_engine)
 
 
-def stock_from_log(events: list[RecordedEvent]) -> dict[str, int]:
+def stock_from_log(events: list[EventRecord]) -> dict[str, int]:
     """Per product: initial stock + restocks - reserved by orders + released by cancellations."""
     stock: Counter[str] = Counter()
     for recorded in events:

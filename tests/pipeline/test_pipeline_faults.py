@@ -9,6 +9,7 @@ import re
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -199,6 +200,49 @@ async def test_discarded_dead_letters_let_their_aggregate_flow_again(
         )).one()  # fmt: skip
         left = await connection.scalar(text("SELECT count(*) FROM dead_letters"))
     assert (tuple(row), left) == (("CANCELLED", 3), 0)
+
+
+async def test_stream_entries_this_code_cannot_read_are_parked_and_change_no_row(
+    gql: GraphQLClient, stores: Stores, process: Api, spare_read_engine: AsyncEngine
+) -> None:
+    """Projectors read the envelope from a stream entry's fields and leave the payload to the
+    SQL folds: an entry of an unknown type or a newer schema version is parked at once, one
+    whose payload is not JSON after its retries; the others go on flowing."""
+    customer = await gql.customer()
+    product = await gql.product(stock=10)
+    first = await gql.order(customer, (product, 1))
+    await caught_up(process, first["consistencyToken"])
+    good = {
+        "type": "OrderPlaced", "schema": "1", "aggregate": "Order", "version": "1",
+        "at": "2026-12-07T00:00:00+00:00", "position": "999999", "payload": "{}",
+    }  # fmt: skip
+    unreadable = {
+        "unknown type": {**good, "type": "OrderTeleported"},
+        "newer schema": {**good, "schema": "2"},
+        "payload not JSON": {**good, "payload": "{not json"},
+    }
+    stream = stream_key(stores.settings.redis_prefix, 0)
+    for fields in unreadable.values():
+        await stores.redis.xadd(stream, {**fields, "id": uuid4().hex, "aggregate_id": uuid4().hex})
+    later = await gql.order(customer, (product, 2))
+    await caught_up(process, later["consistencyToken"])
+    await eventually(stores.read_engine, "SELECT count(*) = 12 FROM dead_letters")
+
+    async with stores.read_engine.connect() as connection:
+        parked = (await connection.execute(text(
+            "SELECT event_type, min(attempts), max(attempts), count(*), min(error) "
+            "FROM dead_letters GROUP BY event_type, envelope->>'schema', envelope->>'payload' "
+            "ORDER BY 1, 2"
+        ))).all()  # fmt: skip
+    assert [tuple(row)[:4] for row in parked] == [
+        ("OrderPlaced", 0, 0, 4),  # the newer schema, every projection
+        ("OrderPlaced", 3, 3, 4),  # not JSON: every projection folds OrderPlaced
+        ("OrderTeleported", 0, 0, 4),
+    ], parked
+    assert "schema version 2" in parked[0][4], parked
+    assert "json" in parked[1][4].lower(), parked
+    await replay_log(stores.write_engine, spare_read_engine)  # the log alone, folded afresh
+    assert await read_models(stores.read_engine) == await read_models(spare_read_engine)
 
 
 @pytest.mark.parametrize(
