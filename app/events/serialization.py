@@ -6,7 +6,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -130,12 +129,13 @@ def _compact(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(slots=True, eq=False)
 class StreamedEvent:
     """An event as a stream entry (or the log) carries it: the envelope read from the entry's
     flat fields and the payload as its JSON text, which the projections' SQL folds read as it
     is. The event object is decoded, and its payload validated, only when asked for (a dead
-    letter, a test); a projector never does, so no Python runs per payload field."""
+    letter, a test); a projector never does, so no Python runs per payload field. (Not frozen:
+    a frozen dataclass pays for each field it sets, and a projector makes one per event.)"""
 
     event_id: UUID
     event_type: str
@@ -146,8 +146,9 @@ class StreamedEvent:
     occurred_at: datetime
     payload_json: str
 
-    @cached_property
+    @property
     def event(self) -> Event:
+        """The event, decoded from the payload (each time: no hot path asks)."""
         return decode_json(self.event_type, self.schema_version, self.payload_json)
 
 

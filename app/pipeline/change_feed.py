@@ -151,9 +151,10 @@ class ChangeFeed:
                 log.warning("ignoring a malformed announcement: %r", message.get("data"))
 
 
-def announcement(projection: ProjectionName, keys: Iterable[ChangeKey]) -> str:
-    """What a projector publishes after a commit: its name and the keys it changed."""
-    return json.dumps({"projection": projection, "keys": sorted(map(str, keys))})
+def announcement(projection: ProjectionName, keys: Iterable[str]) -> str:
+    """What a projector publishes after a commit: its name and the keys it changed (in the
+    text form `parse` reads, as its fold wrote them)."""
+    return json.dumps({"projection": projection, "keys": sorted(keys)})
 
 
 def _heard(data: str | bytes) -> tuple[str, list[ChangeKey]]:

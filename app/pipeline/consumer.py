@@ -36,6 +36,7 @@ return n
 """
 _ACK_CHUNK = 1000
 Entry = tuple[str, dict[str, str]]
+Fetched = tuple[list[Entry], list[Delivery]]
 
 
 def is_transient(error: BaseException) -> bool:
@@ -66,6 +67,8 @@ class PartitionConsumer:
         self.engine = engine
         self.consumer = consumer
         self.stream = stream_key(settings.redis_prefix, unit.partition)
+        # Named as the worker names the consumer's own task (app/pipeline/runner.py).
+        self.ahead_name = f"{unit.projection}/{unit.partition}/read-ahead"
         self.acked = acked_key(settings.redis_prefix, unit.partition, projection.name)
         self.group = group_name(projection.name)
         self.channel = changes_channel(settings.redis_prefix)
@@ -102,18 +105,32 @@ class PartitionConsumer:
                 backoff = 0.2
 
     async def consume(self) -> None:
-        backlog = True  # our own pending entries first
-        while True:
-            try:
-                entries = await self.read(backlog)
-            except ResponseError as error:
-                if "NOGROUP" not in str(error):
-                    raise
-                log.warning("%s: consumer group gone (Redis lost its data?)", self.stream)
-                return
-            backlog = backlog and bool(entries)
-            if entries:
-                await self.process(entries)
+        """Read and apply batches, in stream order. Once the backlog is done, the next batch
+        is read (and decoded) while this one is applied, so the read store and this process
+        work at the same time; it is applied only after this one is acknowledged."""
+        backlog = True  # our own pending entries first: read them again only once applied
+        ahead: asyncio.Task[Fetched] | None = None
+        try:
+            while True:
+                try:
+                    entries, deliveries = await (ahead or self.fetch(backlog))
+                except ResponseError as error:
+                    if "NOGROUP" not in str(error):
+                        raise
+                    log.warning("%s: consumer group gone (Redis lost its data?)", self.stream)
+                    return
+                ahead = None
+                backlog = backlog and bool(entries)
+                if not backlog:
+                    ahead = asyncio.create_task(self.fetch(False), name=self.ahead_name)
+                if entries:
+                    await self.process(entries, deliveries)
+        finally:
+            if ahead is not None:  # what it read stays pending: read again or taken over
+                ahead.cancel()
+                await asyncio.wait([ahead])
+                if not ahead.cancelled():
+                    ahead.exception()  # retrieved: the error that ended this, if any, is raised
 
     async def ensure_group(self) -> None:
         try:
@@ -148,8 +165,12 @@ class PartitionConsumer:
         _, entries = reply[0]
         return [(entry_id, fields) for entry_id, fields in entries if fields]
 
-    async def process(self, entries: Sequence[Entry]) -> None:
-        deliveries = await self._decode(entries)
+    async def fetch(self, backlog: bool) -> Fetched:
+        """The next entries and the events in them."""
+        entries = await self.read(backlog)
+        return entries, await self._decode(entries)
+
+    async def process(self, entries: Sequence[Entry], deliveries: Sequence[Delivery]) -> None:
         result = await self._apply(deliveries)
         said = announcement(self.projection.name, result.changed) if result.changed else ""
         await self.acknowledge([entry_id for entry_id, _ in entries], said)

@@ -2,11 +2,12 @@
 
 Each partition has its own consumer, and below full load each reads one or two events at a
 time: every event then paid for a transaction of its own (begin, the guard, the upserts, the
-guard's advance, commit), which was most of a worker's CPU. Here the consumers of one
-projection take turns: whoever finds no transaction running leads one at once, with its own
-batch; batches that arrive meanwhile wait and go together in the next. Nothing waits for a
-batch to fill, so one event alone is applied as soon as it comes, and under load the batches
-grow by themselves.
+guard's advance, commit), which was most of a worker's CPU. Here the consumers take turns:
+whoever finds a turn free (two transactions at once, see TRANSACTIONS) leads one at once, with
+its own batch and those submitted in the same step of the event loop; batches that arrive
+while both turns are taken wait and go together in the next. Nothing waits for a batch to
+fill, so one event alone is applied as soon as it comes, and under load the batches grow by
+themselves.
 
 Each consumer still reads, acknowledges and announces its own partition, and submits its next
 batch only after the last one committed, so an aggregate's events (one partition) stay in
@@ -32,6 +33,12 @@ class _Lead:
 
 
 _LEAD = _Lead()
+# Transactions a worker runs at once. With two, one is in PostgreSQL while the consumers of
+# the other acknowledge, read and bind their next batches: the read store and this process
+# work at the same time instead of taking turns. Two transactions never hold batches of one
+# partition (a consumer submits its next batch once its last one committed), and every fold
+# writes its rows in key order, so they cannot deadlock; they only wait on a shared row.
+TRANSACTIONS = 2
 Outcome = BatchResult | _Lead | None
 
 
@@ -46,12 +53,18 @@ class _Batch:
 
 
 class SharedBatches:
-    """The turn-taking of a worker's consumers at the read store."""
+    """The turn-taking of a worker's consumers at the read store.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    At most `transactions` transactions run at once, and at most one leader gathers batches
+    at a time (for one step of the event loop): a batch submitted while none can start waits
+    and goes with the next one that does."""
+
+    def __init__(self, engine: AsyncEngine, transactions: int = TRANSACTIONS) -> None:
         self.engine = engine
-        self._waiting: list[_Batch] = []
-        self._busy = False
+        self.transactions = transactions
+        self._waiting: list[_Batch] = []  # submitted, not yet taken into a transaction
+        self._running = 0  # transactions running or about to start (their leader chosen)
+        self._gathering = False  # a leader is chosen and has not taken the waiting batches yet
 
     async def apply(
         self, projection: Projection, deliveries: Sequence[Delivery]
@@ -64,39 +77,46 @@ class SharedBatches:
         this batch alone. A batch that was alone in its transaction raises what it raised."""
         batch = _Batch(projection, deliveries)
         self._waiting.append(batch)
-        if self._busy:
+        if self._running < self.transactions and not self._gathering:
+            self._running += 1
+            self._gathering = True
+        else:
             outcome = await self._follow(batch)
             if not isinstance(outcome, _Lead):
                 return outcome
-        else:
-            self._busy = True
-            # One step of the event loop: the consumers that one stream entry woke (one per
-            # projection) submit theirs first, and all go in this transaction.
-            try:
-                await asyncio.sleep(0)
-            except asyncio.CancelledError:
-                self._waiting.remove(batch)
-                self._hand_over()
-                raise
         return await self._lead(batch)
 
     async def _follow(self, batch: _Batch) -> Outcome:
         try:
             return await asyncio.shield(batch.outcome)
         except asyncio.CancelledError:
-            if not batch.taken:
+            if batch.outcome.done() and isinstance(batch.outcome.result(), _Lead):
+                self._gathering = False  # chosen to lead, and gone: the next is chosen
+                self._release()
+            elif not batch.taken:
                 self._waiting.remove(batch)
             elif not batch.outcome.done():
                 # Its events are being written: end only once that transaction has, so the
                 # partition's lease is given back after its last write, as for a lone batch.
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait([batch.outcome])
-            if batch.outcome.done() and isinstance(batch.outcome.result(), _Lead):
-                self._hand_over()
             raise
 
     async def _lead(self, own: _Batch) -> BatchResult | None:
+        # One step of the event loop: the consumers that one stream entry woke (one per
+        # projection) submit theirs first, and all go in this transaction.
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self._gathering = False
+            if own in self._waiting:
+                self._waiting.remove(own)
+            self._release()
+            raise
+        self._gathering = False
         taken, self._waiting = self._waiting, []
+        if own not in taken:  # handed the lead: it left the waiting list then
+            taken.insert(0, own)
         for batch in taken:
             batch.taken = True
         others = [batch for batch in taken if batch is not own]
@@ -105,14 +125,24 @@ class SharedBatches:
         except BaseException as error:
             for batch in others:
                 batch.outcome.set_result(None)  # not applied: each applies its own alone
-            self._hand_over()
+            self._release()
             if not others or not isinstance(error, Exception):
                 raise
             return None
         for batch in others:
             batch.outcome.set_result(results.get(batch, BatchResult()))
-        self._hand_over()
+        self._release()
         return results.get(own, BatchResult())
+
+    def _release(self) -> None:
+        """A transaction ended (or its leader left before it began): hand its turn to the
+        first waiting batch, unless a leader already gathers them (it takes them all)."""
+        if self._waiting and not self._gathering:
+            batch = self._waiting.pop(0)
+            self._gathering = True
+            batch.outcome.set_result(_LEAD)
+        else:
+            self._running -= 1
 
     async def _apply(self, batches: Sequence[_Batch]) -> dict[_Batch, BatchResult]:
         """Each projection's batches as one, projections in name order (so two workers'
@@ -128,10 +158,3 @@ class SharedBatches:
                 deliveries = [delivery for batch in group for delivery in batch.deliveries]
                 results[group[0]] = await apply_batch(connection, group[0].projection, deliveries)
         return results
-
-    def _hand_over(self) -> None:
-        if self._waiting:
-            self._waiting[0].outcome.set_result(_LEAD)
-            self._waiting[0].taken = False  # it leads; it is not part of a transaction yet
-        else:
-            self._busy = False

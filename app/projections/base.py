@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.events import Event
 from app.events.serialization import EventRecord
-from app.projections.change_keys import ChangedKeys, parse
+from app.projections.change_keys import ChangedKeys
 from app.projections.names import ProjectionName
 from app.projections.tables import APPLIED
 
@@ -98,7 +98,7 @@ class Projection(ABC):
                 "payloads": [e.payload_json for e in events],
             },
         )
-        return {parse(key) for key in rows.scalars()}
+        return set(rows.scalars())
 
 
 @cache

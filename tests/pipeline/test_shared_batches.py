@@ -1,6 +1,6 @@
 """Group commit: the batches a worker's consumers submit in one step of the event loop, or
-while a transaction runs, go together in one transaction; a combined batch that fails
-applies nothing and sends each batch back to be applied alone."""
+while no transaction can start, go together in one transaction; at most two run at once; a
+combined batch that fails applies nothing and sends each batch back to be applied alone."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from app.events import OrderShipped, RecordedEvent
 from app.pipeline.applier import BatchResult, Delivery, OutOfOrder
 from app.pipeline.shared_batches import SharedBatches
 from app.projections.base import Projection
-from app.projections.change_keys import ChangeKey, KeyKind, order_key, product_key
+from app.projections.change_keys import ChangeKey, KeyKind, order_key, parse, product_key
 from app.projections.registry import PROJECTIONS
 from app.runtime.bootstrap import Stores
 from tests.pipeline.test_applier import NOW, order_placed, to_stream_fields
@@ -56,7 +56,7 @@ async def units_sold(stores: Stores, delivery: Delivery) -> int | None:
 def keys(result: BatchResult | None) -> set[ChangeKey]:
     """The orders whose rows the batch changed, as announced."""
     assert result is not None
-    return {key for key in result.changed if key.kind is KeyKind.ORDER}
+    return {key for key in map(parse, result.changed) if key.kind is KeyKind.ORDER}
 
 
 async def under_way(
@@ -70,7 +70,7 @@ async def under_way(
 
 
 async def test_batches_submitted_while_one_is_applied_commit_together(stores: Stores) -> None:
-    shared = SharedBatches(stores.read_engine)
+    shared = SharedBatches(stores.read_engine, transactions=1)
     first, second, third = placed(), placed(), placed()
     leading = await under_way(shared, ORDER_VIEW, first)
     results = await asyncio.gather(
@@ -87,6 +87,41 @@ async def test_batches_submitted_while_one_is_applied_commit_together(stores: St
     assert keys(await shared.apply(ORDER_VIEW, [fourth])) == {order_key(fourth.event.aggregate_id)}
 
 
+async def blocked_on_a_lock(stores: Stores) -> int:
+    async with stores.read_engine.connect() as connection:
+        waiting: int = await connection.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ))  # fmt: skip
+    return waiting
+
+
+async def test_two_transactions_run_at_once_and_a_third_batch_waits_for_one_to_end(
+    stores: Stores,
+) -> None:
+    shared = SharedBatches(stores.read_engine)  # as a worker has it: two at once
+    first, second, third = placed(), placed(), placed()
+    async with stores.read_engine.connect() as blocker:  # every fold of order_view waits
+        await blocker.execute(text("LOCK TABLE order_view IN EXCLUSIVE MODE"))
+        leading = await under_way(shared, ORDER_VIEW, first)
+        also = await under_way(shared, ORDER_VIEW, second)
+        for _ in range(100):
+            if await blocked_on_a_lock(stores) == 2:
+                break
+            await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(shared.apply(ORDER_VIEW, [third]))
+        await asyncio.sleep(0.3)
+        assert await blocked_on_a_lock(stores) == 2  # two transactions; the third batch waits
+        assert not waiting.done()
+        await blocker.rollback()
+    results = await asyncio.gather(leading, also, waiting)
+    assert await visible(stores, first, second, third) == [True, True, True]
+    # Each went in a transaction of its own: the third took the first free turn.
+    assert [keys(result) for result in results] == [
+        {order_key(delivery.event.aggregate_id)} for delivery in (first, second, third)
+    ]
+
+
 async def test_each_projection_of_a_shared_transaction_announces_its_own_changes(
     stores: Stores,
 ) -> None:
@@ -98,8 +133,8 @@ async def test_each_projection_of_a_shared_transaction_announces_its_own_changes
         shared.apply(ORDER_VIEW, [event]), shared.apply(CATALOGUE, [event])
     )
     assert keys(for_orders) == {order_key(event.event.aggregate_id)}
-    assert product_key(product_id) in for_products.changed  # type: ignore[union-attr]
-    assert order_key(event.event.aggregate_id) not in for_products.changed  # type: ignore[union-attr]
+    assert str(product_key(product_id)) in for_products.changed  # type: ignore[union-attr]
+    assert str(order_key(event.event.aggregate_id)) not in for_products.changed  # type: ignore[union-attr]
 
 
 async def test_a_combined_batch_that_fails_applies_nothing_and_each_goes_alone(

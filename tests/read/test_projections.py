@@ -34,6 +34,7 @@ from app.events import (
     RecordedEvent,
 )
 from app.projections.base import Projection
+from app.projections.change_keys import parse
 from app.projections.customer_summary import CustomerSummary
 from app.projections.daily_sales import DailySales
 from app.projections.order_view import OrderView
@@ -111,13 +112,13 @@ async def apply(
     connection: AsyncConnection, projection: Projection, events: Iterable[RecordedEvent]
 ) -> set[str]:
     """As the applier does: only the events the projection follows and handles; the keys
-    as the change feed sends them."""
+    as the change feed sends them, each read back as a subscriber reads it."""
     mine = [
         e
         for e in events
         if e.aggregate_type in projection.aggregate_types and type(e.event) in projection.handles
     ]
-    return {str(key) for key in await projection.apply(connection, mine)}
+    return {str(parse(key)) for key in await projection.apply(connection, mine)}
 
 
 async def apply_in(
