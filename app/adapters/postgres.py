@@ -66,16 +66,16 @@ _SERVER_SETTINGS = {
 
 
 async def create_pool(url: str, *, pool_size: int, connect_timeout_s: float) -> asyncpg.Pool:
-    """A plain asyncpg pool (the compiled read path: one prepared statement per request, no
-    SQLAlchemy in between). Connections open on first use, like the engines'; one that died
-    (a server restart) fails its statement and is replaced by the next acquire."""
+    """A plain asyncpg pool, no SQLAlchemy in between: the compiled read path (one prepared
+    statement per request) and the command path (app/write/unit_of_work.py) use one each.
+    Connections open on first use, like the engines'; one that died (a server restart) fails
+    its statement and is replaced by the next acquire. Nothing is reset on release: neither
+    path leaves a SET, LISTEN, session lock or cursor behind (transactions end before)."""
     pool = asyncpg.create_pool(
         libpq_url(url),
         min_size=0,
         max_size=pool_size,
-        # Short: a read that cannot connect at once goes to the reference executor, which
-        # waits the full connect timeout for its own connection (app/web/compiled_queries.py).
-        timeout=min(connect_timeout_s, COMPILED_CONNECT_TIMEOUT_S),
+        timeout=connect_timeout_s,
         command_timeout=60,
         statement_cache_size=STATEMENT_CACHE_SIZE,
         server_settings=_SERVER_SETTINGS,
@@ -87,6 +87,26 @@ async def create_pool(url: str, *, pool_size: int, connect_timeout_s: float) -> 
 
 
 async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    return None
+
+
+# What asyncpg raises when the connection broke mid-statement or the server is going away.
+_LOST = (
+    *_CONNECT_FAILURES,
+    asyncpg.InterfaceError,  # the connection is closed
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+)
+
+
+def unavailable(error: BaseException) -> DatabaseUnavailable | None:
+    """The error as DatabaseUnavailable if it means PostgreSQL cannot be reached (on connect
+    or mid-statement) from a plain asyncpg pool; None for any other error."""
+    if isinstance(error, DatabaseUnavailable):
+        return error
+    if isinstance(error, _LOST):
+        reason = "no answer in time" if isinstance(error, TimeoutError) else repr(error)
+        return DatabaseUnavailable(f"PostgreSQL unavailable: {reason}")
     return None
 
 

@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 
+import asyncpg
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -137,11 +138,21 @@ async def open_api(settings: Settings) -> AsyncIterator[Api]:
         read_pool = await postgres.create_pool(
             _required(settings.read_database_url, "SHOP_READ_DATABASE_URL"),
             pool_size=settings.db_pool_size,
+            # Short: a read that cannot connect at once goes to the reference executor, which
+            # waits the full connect timeout for its own connection (compiled_queries.py).
+            connect_timeout_s=min(
+                settings.db_connect_timeout_s, postgres.COMPILED_CONNECT_TIMEOUT_S
+            ),
+        )
+        write_pool = await postgres.create_pool(
+            _required(settings.database_url, "SHOP_DATABASE_URL"),
+            # As many as the write engine may open (its pool and as many again in overflow).
+            pool_size=2 * settings.db_pool_size,
             connect_timeout_s=settings.db_connect_timeout_s,
         )
         services = Services(
             settings=settings,
-            bus=command_bus(stores.write_engine, metrics, token_key),
+            bus=command_bus(write_pool, metrics, token_key),
             query_engine=query_engine,
             read_pool=read_pool,
             redis=stores.redis,
@@ -156,14 +167,15 @@ async def open_api(settings: Settings) -> AsyncIterator[Api]:
             await services.catch_up.close()
             await cancel_and_wait(feed)
             await read_pool.close()
+            await write_pool.close()
 
 
 def command_bus(
-    write_engine: AsyncEngine, metrics: CollectorRegistry, token_key: TokenKey
+    write_pool: asyncpg.Pool, metrics: CollectorRegistry, token_key: TokenKey
 ) -> CommandBus:
     """The bus: each command run by the executor on the write store, logged and measured."""
     executor = CommandExecutor(
-        unit_of_work=partial(PostgresUnitOfWork, write_engine),
+        unit_of_work=partial(PostgresUnitOfWork, write_pool),
         handlers=HANDLERS,
         policy=command_rules,
         token_key=token_key,

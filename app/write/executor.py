@@ -10,9 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from asyncpg.exceptions import DeadlockDetectedError, SerializationError
-from sqlalchemy.exc import DBAPIError
 
-from app.adapters.postgres import driver_error
 from app.events.consistency_token import (
     AggregateVersion,
     TokenKey,
@@ -83,13 +81,12 @@ class CommandExecutor:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 return await self._attempt(command, principal)
-            except DBAPIError as error:
+            except _TRANSIENT as error:
                 # Row locks are always taken in one order, so deadlocks should not happen; if
                 # the server still reports one (or a serialization failure), run it all again.
-                cause = driver_error(error)
-                if attempt == ATTEMPTS or not isinstance(cause, _TRANSIENT):
+                if attempt == ATTEMPTS:
                     raise
-                log.warning("%s: %s, retrying", type(command).__name__, type(cause).__name__)
+                log.warning("%s: %s, retrying", type(command).__name__, type(error).__name__)
                 await asyncio.sleep(0.01 * attempt)
         raise AssertionError("unreachable")
 

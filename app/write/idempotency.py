@@ -9,13 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 
 from app.events.text import storable
 from app.write.commands import Command
 from app.write.domain.errors import ErrorCode, reject
-from app.write.tables import idempotency
 
 MAX_COMMAND_ID_LENGTH = 128
 ANY_CALLER = "*"  # the caller of records from before they were kept per caller: matches all
@@ -70,45 +68,40 @@ def checked_id(command: Command) -> str:
 class IdempotencyRecords:
     """The stored results of commands that carried a commandId."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: asyncpg.Connection) -> None:
         self.connection = connection
 
     async def find(self, caller: str, command: Command) -> dict[str, Any] | None:
         """The first result of this caller's command, or None if its id is new to the caller.
-
         Takes a transaction-scoped lock on (caller, id) first, so two concurrent commands of
         one caller with one id run one after the other and the second sees the first's result.
         """
         command_id = checked_id(command)
-        # Equal pairs share a lock; pairs whose hashes collide merely wait for each other.
-        lock_key = func.hashtextextended(command_id, func.hashtext(caller))
-        await self.connection.execute(select(func.pg_advisory_xact_lock(lock_key)))
-        row = (
-            await self.connection.execute(
-                select(idempotency)
-                .where(
-                    idempotency.c.command_id == command_id,
-                    idempotency.c.caller.in_((caller, ANY_CALLER)),
-                )
-                .order_by(idempotency.c.caller == ANY_CALLER)  # the caller's own record first
-                .limit(1)
-            )
-        ).one_or_none()
+        # Equal pairs share a lock; pairs whose hashes collide merely wait for each other. The
+        # lock is a statement of its own: the read after it must see what the holder committed
+        # (a statement sees what was committed when it began).
+        await self.connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, hashtext($2)))", command_id, caller
+        )
+        row = await self.connection.fetchrow(
+            "SELECT command_name, input_hash, result::text FROM idempotency "
+            "WHERE command_id = $1 AND caller IN ($2, $3) "
+            "ORDER BY caller = $3 LIMIT 1",  # the caller's own record first
+            command_id, caller, ANY_CALLER,
+        )  # fmt: skip
         if row is None:
             return None
-        return Remembered(row.command_name, row.input_hash, row.result).replay(command)
+        name, digest, result = row
+        return Remembered(name, digest, json.loads(result)).replay(command)
 
     async def remember(
         self, caller: str, command: Command, result: dict[str, Any], now: datetime
     ) -> None:
         remembered = Remembered.of(command, result)
         await self.connection.execute(
-            insert(idempotency).values(
-                caller=caller,
-                command_id=command.command_id,
-                command_name=remembered.command_name,
-                input_hash=remembered.input_hash,
-                result=remembered.result,
-                created_at=now,
-            )
-        )
+            "INSERT INTO idempotency "
+            "(caller, command_id, command_name, input_hash, result, created_at) "
+            "VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+            caller, command.command_id, remembered.command_name, remembered.input_hash,
+            json.dumps(remembered.result), now,
+        )  # fmt: skip

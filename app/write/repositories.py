@@ -1,13 +1,16 @@
 """Repositories: load aggregates (locking what a command will change) and hand back what to
-write, for the command's one write statement (app/write/write_set.py)."""
+write, for the command's one write statement (app/write/write_set.py).
+
+The statements are plain SQL on the command's asyncpg connection, each prepared once per
+connection: a command pays a round trip per statement and nothing for building it. Their
+columns are those of app/write/tables.py (the migrations' model of the write store)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from uuid import UUID
 
-from sqlalchemy import exists, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 
 from app.events import PlacedLine
 from app.write import write_set
@@ -15,13 +18,12 @@ from app.write.domain.aggregate import Aggregate
 from app.write.domain.customer import Customer
 from app.write.domain.order import Order, OrderStatus
 from app.write.domain.product import Product
-from app.write.tables import customers, order_lines, orders, products
 
 
 class Repository:
     """Remembers every aggregate it handed out or was given, for the unit of work to store."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: asyncpg.Connection) -> None:
         self.connection = connection
         self.new: list[Aggregate] = []
         self.loaded: dict[UUID, int] = {}  # id -> version when loaded
@@ -42,18 +44,19 @@ class Repository:
 
 class CustomerRepository(Repository):
     async def get(self, customer_id: UUID) -> Customer | None:
-        row = (
-            await self.connection.execute(select(customers).where(customers.c.id == customer_id))
-        ).one_or_none()
+        row = await self.connection.fetchrow(
+            "SELECT id, version, email, name, registered_at FROM customers WHERE id = $1",
+            customer_id,
+        )
         if row is None:
             return None
-        customer = Customer(row.id, row.version, row.email, row.name, row.registered_at)
+        customer = Customer(*row)
         self._track(customer)
         return customer
 
     async def email_taken(self, email: str) -> bool:
-        query = select(exists().where(customers.c.email == email))
-        return bool(await self.connection.scalar(query))
+        query = "SELECT EXISTS (SELECT FROM customers WHERE email = $1)"
+        return bool(await self.connection.fetchval(query, email))
 
     def changes(self) -> write_set.Columns:
         """The new customers, for the command's write statement (app/write/write_set.py)."""
@@ -66,17 +69,17 @@ class CustomerRepository(Repository):
 
 class ProductRepository(Repository):
     async def sku_taken(self, sku: str) -> bool:
-        return bool(await self.connection.scalar(select(exists().where(products.c.sku == sku))))
+        query = "SELECT EXISTS (SELECT FROM products WHERE sku = $1)"
+        return bool(await self.connection.fetchval(query, sku))
 
     async def reserved_units(self, product_id: UUID) -> int:
         """Units of the product held by orders that may still be cancelled."""
         query = (
-            select(func.coalesce(func.sum(order_lines.c.quantity), 0))
-            .join(orders, orders.c.id == order_lines.c.order_id)
-            .where(order_lines.c.product_id == product_id)
-            .where(orders.c.status.in_(("PLACED", "PAID")))
+            "SELECT coalesce(sum(l.quantity), 0) FROM order_lines l "
+            "JOIN orders o ON o.id = l.order_id "
+            "WHERE l.product_id = $1 AND o.status IN ('PLACED', 'PAID')"
         )
-        return int(await self.connection.scalar(query) or 0)
+        return int(await self.connection.fetchval(query, product_id) or 0)
 
     async def lock(self, product_ids: Iterable[UUID]) -> dict[UUID, Product]:
         """Load and lock products, always in id order, so concurrent orders cannot deadlock."""
@@ -84,11 +87,12 @@ class ProductRepository(Repository):
         if not ids:
             return {}
         query = (
-            select(products).where(products.c.id.in_(ids)).order_by(products.c.id).with_for_update()
+            "SELECT id, version, sku, name, price_cents, stock FROM products "
+            "WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
         )
         found = {}
-        for row in await self.connection.execute(query):
-            product = Product(row.id, row.version, row.sku, row.name, row.price_cents, row.stock)
+        for row in await self.connection.fetch(query, ids):
+            product = Product(*row)
             self._track(product)
             found[product.id] = product
         return found
@@ -113,31 +117,28 @@ class ProductRepository(Repository):
 class OrderRepository(Repository):
     async def owner(self, order_id: UUID) -> UUID | None:
         """The customer who placed the order (it never changes), or None if there is none."""
-        result = await self.connection.execute(
-            select(orders.c.customer_id).where(orders.c.id == order_id)
-        )
-        owner: UUID | None = result.scalar_one_or_none()
+        query = "SELECT customer_id FROM orders WHERE id = $1"
+        owner: UUID | None = await self.connection.fetchval(query, order_id)
         return owner
 
     async def lock(self, order_id: UUID) -> Order | None:
         """Load and lock one order with its lines."""
-        row = (
-            await self.connection.execute(
-                select(orders).where(orders.c.id == order_id).with_for_update()
-            )
-        ).one_or_none()
+        row = await self.connection.fetchrow(
+            "SELECT id, version, customer_id, status, placed_at, cancel_reason FROM orders "
+            "WHERE id = $1 FOR UPDATE",
+            order_id,
+        )
         if row is None:
             return None
-        line_rows = await self.connection.execute(
-            select(order_lines).where(order_lines.c.order_id == order_id).order_by("line_no")
+        line_rows = await self.connection.fetch(
+            "SELECT product_id, sku, product_name, unit_price_cents, quantity FROM order_lines "
+            "WHERE order_id = $1 ORDER BY line_no",
+            order_id,
         )
-        lines = tuple(
-            PlacedLine(r.product_id, r.sku, r.product_name, r.unit_price_cents, r.quantity)
-            for r in line_rows
-        )
+        lines = tuple(PlacedLine(*line) for line in line_rows)
         order = Order(
-            row.id, row.version, row.customer_id, OrderStatus(row.status), lines, row.placed_at,
-            row.cancel_reason,
+            row["id"], row["version"], row["customer_id"], OrderStatus(row["status"]), lines,
+            row["placed_at"], row["cancel_reason"],
         )  # fmt: skip
         self._track(order)
         return order

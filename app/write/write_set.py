@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import text
-
 from app.write.outbox import NOTIFY_CHANNEL
 
 Columns = Mapping[str, Sequence[Any]]
@@ -45,13 +43,16 @@ _TARGETS = (NEW_CUSTOMERS, NEW_PRODUCTS, CHANGED_PRODUCTS, NEW_ORDERS, NEW_LINES
 PARAMETERS = tuple(name for target in _TARGETS for name, _ in target)
 
 
+_PLACE = {name: f"${n}" for n, name in enumerate(PARAMETERS, start=1)}
+
+
 def _unnest(columns: Iterable[tuple[str, str]], alias: str) -> str:
-    arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in columns)
+    arrays = ", ".join(f"CAST({_PLACE[name]} AS {kind}[])" for name, kind in columns)
     names = ", ".join(name for name, _ in columns)
     return f"unnest({arrays}) AS {alias}({names})"
 
 
-WRITE = text(f"""
+WRITE = f"""
 WITH new_customers AS (
   INSERT INTO customers (id, email, name, version, registered_at)
   SELECT * FROM {_unnest(NEW_CUSTOMERS, "c")}
@@ -79,18 +80,19 @@ WITH new_customers AS (
   FROM {_unnest(EVENTS, "e")}
 )
 -- NOTIFY is transactional: the relay hears it only once the events are visible.
-SELECT pg_notify('{NOTIFY_CHANNEL}', '') WHERE cardinality(CAST(:e_id AS uuid[])) > 0
-""")  # every name in it is a constant of this module
+SELECT pg_notify('{NOTIFY_CHANNEL}', '') WHERE cardinality(CAST({_PLACE["e_id"]} AS uuid[])) > 0
+"""  # every name in it is a constant of this module
 
 
-def parameters(*parts: Columns) -> dict[str, Sequence[Any]]:
-    """The statement's parameters: the columns the parts hand over, every other one empty."""
+def parameters(*parts: Columns) -> list[Sequence[Any]]:
+    """The statement's parameters, in order: the columns the parts hand over, every other
+    one empty."""
     merged: dict[str, Sequence[Any]] = dict.fromkeys(PARAMETERS, ())
     for part in parts:
         unknown = part.keys() - merged.keys()
         assert not unknown, f"not a column of the write statement: {sorted(unknown)}"
         merged.update(part)
-    return {name: list(values) for name, values in merged.items()}
+    return [list(values) for values in merged.values()]
 
 
 def columns(target: Target, rows: Iterable[Sequence[Any]]) -> dict[str, list[Any]]:
