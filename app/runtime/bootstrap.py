@@ -51,9 +51,11 @@ def _required(value: str | None, variable: str) -> str:
 
 
 @asynccontextmanager
-async def write_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+async def write_engine(
+    settings: Settings, pool_size: int | None = None
+) -> AsyncIterator[AsyncEngine]:
     """The write store's engine, disposed of on exit."""
-    async with _engine(settings, settings.database_url, "SHOP_DATABASE_URL") as engine:
+    async with _engine(settings, settings.database_url, "SHOP_DATABASE_URL", pool_size) as engine:
         yield engine
 
 
@@ -65,10 +67,12 @@ async def read_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 @asynccontextmanager
-async def _engine(settings: Settings, url: str | None, variable: str) -> AsyncIterator[AsyncEngine]:
+async def _engine(
+    settings: Settings, url: str | None, variable: str, pool_size: int | None = None
+) -> AsyncIterator[AsyncEngine]:
     engine = postgres.create_engine(
         _required(url, variable),
-        pool_size=settings.db_pool_size,
+        pool_size=pool_size or settings.db_pool_size,
         connect_timeout_s=settings.db_connect_timeout_s,
     )
     try:
@@ -102,12 +106,15 @@ class Stores:
 
 
 @asynccontextmanager
-async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
-    """Both engines and the Redis client (what a worker uses); closed on exit."""
+async def open_stores(
+    settings: Settings, write_pool_size: int | None = None
+) -> AsyncIterator[Stores]:
+    """Both engines and the Redis client (what a worker uses); closed on exit.
+    `write_pool_size`: the write engine's pool, if not SHOP_DB_POOL_SIZE."""
     async with AsyncExitStack() as stack:
         yield Stores(
             settings,
-            await stack.enter_async_context(write_engine(settings)),
+            await stack.enter_async_context(write_engine(settings, write_pool_size)),
             await stack.enter_async_context(read_engine(settings)),
             await stack.enter_async_context(redis_client(settings)),
         )
@@ -126,10 +133,17 @@ class Api:
         return self.stores.settings
 
 
+_API_WRITE_ENGINE_POOL = 2  # and as many again on overflow
+
+
 @asynccontextmanager
 async def open_api(settings: Settings) -> AsyncIterator[Api]:
-    """Everything an API process uses, with the change feed running; closed on exit."""
-    async with open_stores(settings) as stores:
+    """Everything an API process uses, with the change feed running; closed on exit.
+
+    Commands run on a plain asyncpg pool (`write_pool`), so the write engine serves only the
+    start-up, readiness and metrics queries (and the relay when the pipeline runs on the
+    API's event loop): a small pool of its own."""
+    async with open_stores(settings, write_pool_size=_API_WRITE_ENGINE_POOL) as stores:
         token_key = await consistency_token_key(settings, stores.write_engine)
         metrics = CollectorRegistry()
         changes = ChangeFeed(stores.redis, settings.redis_prefix)
