@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.pipeline.applier import BatchResult, Delivery, apply_batch
+from app.pipeline.applier import BatchResult, Delivery, apply_batches
 from app.projections.base import Projection
 
 
@@ -151,10 +151,11 @@ class SharedBatches:
         by_projection: dict[str, list[_Batch]] = {}
         for batch in batches:
             by_projection.setdefault(batch.projection.name, []).append(batch)
-        results = {}
+        groups = [by_projection[name] for name in sorted(by_projection)]
+        work = [
+            (group[0].projection, [delivery for batch in group for delivery in batch.deliveries])
+            for group in groups
+        ]
         async with self.engine.begin() as connection:
-            for name in sorted(by_projection):
-                group = by_projection[name]
-                deliveries = [delivery for batch in group for delivery in batch.deliveries]
-                results[group[0]] = await apply_batch(connection, group[0].projection, deliveries)
-        return results
+            results = await apply_batches(connection, work)
+        return {group[0]: result for group, result in zip(groups, results, strict=True)}

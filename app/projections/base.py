@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC
 from collections.abc import Sequence
 from functools import cache, cached_property
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sqlalchemy import Table, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -72,11 +72,12 @@ class Projection(ABC):
         """Everything a rebuild replaces: the read tables and the guard."""
         return (*self.tables, self.applied)
 
-    def fold_over(self, events: str, *, keys: bool) -> str:
+    def fold_over(self, events: str, *, keys: bool, also: str = "") -> str:
         """The fold as one statement over `events`, a SELECT of the relation's columns; it
-        returns the changed keys, or nothing."""
+        returns the changed keys, or nothing. `also`: more data-modifying CTEs for the same
+        statement (", name AS (…)"), such as the applier's guard advance."""
         result = "key FROM changed" if keys else "NULL"
-        return f"WITH events AS ({events}), {self.fold} SELECT {result}"
+        return f"WITH events AS ({events}), {self.fold}{also} SELECT {result}"
 
     async def apply(
         self, connection: AsyncConnection, events: Sequence[EventRecord]
@@ -88,17 +89,19 @@ class Projection(ABC):
         """
         if not events:
             return set()
-        rows = await connection.execute(
-            _live_fold(self),
-            {
-                "ids": [e.aggregate_id for e in events],
-                "versions": [e.aggregate_version for e in events],
-                "types": [e.event_type for e in events],
-                "times": [e.occurred_at for e in events],
-                "payloads": [e.payload_json for e in events],
-            },
-        )
+        rows = await connection.execute(_live_fold(self), bound_events(events))
         return set(rows.scalars())
+
+
+def bound_events(events: Sequence[EventRecord]) -> dict[str, list[Any]]:
+    """The parameters of BOUND_EVENTS for these events."""
+    return {
+        "ids": [e.aggregate_id for e in events],
+        "versions": [e.aggregate_version for e in events],
+        "types": [e.event_type for e in events],
+        "times": [e.occurred_at for e in events],
+        "payloads": [e.payload_json for e in events],
+    }
 
 
 @cache

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from app.events import OrderPaid, OrderPlaced, OrderShipped, PlacedLine, RecordedEvent, encode
 from app.events.serialization import stream_fields
-from app.pipeline.applier import Delivery, OutOfOrder, apply_batch
+from app.pipeline.applier import Delivery, OutOfOrder, apply_batch, apply_batches
 from app.projections.registry import PROJECTIONS
 from app.runtime.bootstrap import Stores
 
@@ -93,3 +93,35 @@ async def test_an_event_that_skips_a_version_is_refused_and_applies_nothing(
     await apply(shipped)
     await apply(paid)  # a redelivery: skipped
     assert await status() == ("SHIPPED", 3)
+
+
+async def test_several_projections_in_one_transaction_each_skip_only_what_they_applied(
+    stores: Stores,
+) -> None:
+    """Group commit applies a worker's projections together, their guards locked in one
+    statement: each projection decides from its own guard what is new."""
+    orders = next(p for p in PROJECTIONS if p.name == "order_view")
+    catalogue = next(p for p in PROJECTIONS if p.name == "product_catalogue")
+    product_id = uuid.uuid4()
+    first, second = order_placed(product_id), order_placed(product_id)
+    async with stores.read_engine.begin() as connection:  # only the order view has the first
+        await apply_batch(connection, orders, [first])
+    async with stores.read_engine.begin() as connection:
+        for_orders, for_catalogue = await apply_batches(
+            connection, [(orders, [first, second]), (catalogue, [first, second])]
+        )
+    assert (for_orders.applied, for_orders.skipped) == (1, 1)
+    assert (for_catalogue.applied, for_catalogue.skipped) == (2, 0)
+    assert for_orders.changed == {
+        f"order:{second.event.aggregate_id}",
+        f"customer-orders:{second.event.event.customer_id}",
+    }  # type: ignore[attr-defined]
+    async with stores.read_engine.connect() as connection:
+        sold = await connection.scalar(
+            text("SELECT units_sold FROM product_catalogue WHERE id = :id"), {"id": product_id}
+        )
+        shown = await connection.scalar(
+            text("SELECT count(*) FROM order_view WHERE id = ANY(:ids)"),
+            {"ids": [first.event.aggregate_id, second.event.aggregate_id]},
+        )
+    assert (sold, shown) == (2 * 2, 2)
