@@ -34,8 +34,11 @@ async def _drain(loop: Any, done: Any, timeout_s: float = 1800) -> float:
             await task
 
 
-async def run(servers: StoreServers, orders: int, batch_size: int | None = None) -> dict[str, Any]:
-    """events/s per projection; with `batch_size`, also the CPU this process spent per event."""
+async def run(
+    servers: StoreServers, orders: int, batch_size: int | None = None, relay_only: bool = False
+) -> dict[str, Any]:
+    """events/s of the relay and per projection; with `batch_size`, also the CPU this process
+    spent per event; with `relay_only`, the relay alone."""
     from app.pipeline.event_log import unpublished
     from app.pipeline.relay import OutboxRelay
     from app.pipeline.runner import ProjectionRunner
@@ -61,6 +64,8 @@ async def run(servers: StoreServers, orders: int, batch_size: int | None = None)
                 OutboxRelay(opened.write_engine, opened.redis, settings), published
             )
             results["relay_events_per_s"] = events / seconds
+            if relay_only:
+                return results
 
             async def caught_up(projections: list[Any]) -> bool:
                 statuses = await projection_statuses(
@@ -84,14 +89,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.projector", description=__doc__)
     parser.add_argument("--orders", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--relay-only", action="store_true", help="measure the relay alone")
     args = parser.parse_args()
 
     async def measure() -> dict[str, Any]:
         with open_servers() as servers:
-            return await run(servers, args.orders, args.batch_size)
+            return await run(servers, args.orders, args.batch_size, args.relay_only)
 
     results = asyncio.run(measure())
     print(f"{results['events']:,} events, batches of {args.batch_size or 'up to 500'}")
+    print(f"{'relay':>18}: {results['relay_events_per_s']:8,.0f} events/s")
     for name, rate in results["per_projection"].items():
         cpu = results["cpu_us_per_event"][name]
         print(f"{name:>18}: {rate:8,.0f} events/s, {cpu:6,.0f} us CPU per event")

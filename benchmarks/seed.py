@@ -3,9 +3,9 @@ rebuild from the log (the same code `shop projections rebuild` runs).
 
 The data is what the write side would have produced: customers, products with plenty of
 stock, and orders of three lines, 60% placed, 20% paid, 15% shipped and 5% cancelled, spread
-over the last 90 days, with each aggregate's events in the outbox (marked published, so the
-relay does not send them again). Ids derive from numbers, so the load generators and
-pgbench can name them without a lookup: see `customer_id` and `product_id`.
+over the last 90 days, with each aggregate's events in the outbox (published: the relay's
+cursor is past them, so it does not send them again). Ids derive from numbers, so the load
+generators and pgbench can name them without a lookup: see `customer_id` and `product_id`.
 """
 
 from __future__ import annotations
@@ -81,23 +81,21 @@ def progress() -> Progress:
 class _Outbox:
     """Outbox rows in the order they are added."""
 
-    def __init__(self, published: bool) -> None:
+    def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
-        self.published_at = datetime.now(UTC) if published else None
 
     def add(self, event: Event, version: int, at: datetime) -> None:
         self.rows.append(
             (
                 uuid.uuid4(), event.aggregate_type, event.aggregate_id, version,
                 event.type_name(), event.schema_version, json.dumps(encode(event)), at,
-                self.published_at,
             )
         )  # fmt: skip
 
 
 _OUTBOX_COLUMNS = (
     "event_id", "aggregate_type", "aggregate_id", "aggregate_version", "event_type",
-    "schema_version", "payload", "occurred_at", "published_at",
+    "schema_version", "payload", "occurred_at",
 )  # fmt: skip
 
 
@@ -111,7 +109,7 @@ async def seed(write_url: str, dataset: Dataset, *, published: bool = True, seed
     try:
         with progress() as bar:
             task = bar.add_task("customers and products", total=dataset.customers)
-            outbox = _Outbox(published)
+            outbox = _Outbox()
             customers = []
             for n in range(1, dataset.customers + 1):
                 at = start + timedelta(seconds=n)
@@ -169,6 +167,11 @@ async def seed(write_url: str, dataset: Dataset, *, published: bool = True, seed
                 " JOIN orders o ON o.id = l.order_id WHERE o.status <> 'CANCELLED'"
                 " GROUP BY l.product_id) r WHERE p.id = r.product_id",
                 INITIAL_STOCK,
+            )
+        if published:  # the relay's cursor past the whole log (see app/pipeline/relay.py)
+            await connection.execute(
+                "UPDATE relay_cursor SET through = (SELECT coalesce(max(position), 0) FROM outbox),"
+                " snapshot = pg_current_snapshot()::text"
             )
         # Statistics and visibility maps, as autovacuum would give them in time (the read
         # models get theirs from the rebuild): every server measured plans on real numbers.

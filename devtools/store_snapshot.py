@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 WRITE_TABLES = ("customers", "products", "orders", "order_lines", "outbox", "idempotency")
-# The relay marks outbox rows published in the background: that is not a command's write.
+# The outbox's own bookkeeping (the writing transaction's id) is not part of a command's write.
 _WRITE_COLUMNS = {
     "outbox": "position, event_id, aggregate_type, aggregate_id, aggregate_version, "
     "event_type, schema_version, payload, occurred_at"
@@ -38,7 +38,7 @@ async def table_rows(
 
 
 async def write_store(engine: AsyncEngine) -> Rows:
-    """Every row of every write table, in a stable order (outbox without published_at)."""
+    """Every row of every write table, in a stable order (outbox without txid)."""
     return await table_rows(engine, WRITE_TABLES, order_by="1, 2", columns=_WRITE_COLUMNS)
 
 

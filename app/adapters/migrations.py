@@ -70,8 +70,8 @@ def _script(history: History) -> ScriptDirectory:
     return ScriptDirectory.from_config(_config(history))
 
 
-def _upgrade(connection: Connection, history: History) -> None:
-    command.upgrade(_config(history, connection), "head")
+def _upgrade(connection: Connection, history: History, target: str) -> None:
+    command.upgrade(_config(history, connection), target)
 
 
 def _state(connection: Connection, history: History) -> SchemaState:
@@ -79,13 +79,14 @@ def _state(connection: Connection, history: History) -> SchemaState:
     return SchemaState(history, context.get_current_heads(), tuple(_script(history).get_heads()))
 
 
-async def upgrade(engine: AsyncEngine, history: History) -> None:
-    """Apply every pending migration of one history, holding an advisory lock meanwhile."""
+async def upgrade(engine: AsyncEngine, history: History, target: str = "head") -> None:
+    """Apply every pending migration of one history (up to `target`, a revision), holding an
+    advisory lock meanwhile."""
     async with engine.begin() as connection:
         await connection.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": history.lock_key}
         )
-        await connection.run_sync(_upgrade, history)
+        await connection.run_sync(_upgrade, history, target)
 
 
 async def schema_state(engine: AsyncEngine, history: History) -> SchemaState:

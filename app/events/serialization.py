@@ -100,6 +100,12 @@ def decode_json(event_type: str, schema_version: int, payload: str | bytes) -> E
     return event
 
 
+# The flat fields of a stream entry, in the order `stream_fields` and the relay's SQL give them.
+STREAM_FIELD_NAMES = (
+    "id", "type", "schema", "aggregate", "aggregate_id", "version", "at", "position", "payload"
+)  # fmt: skip
+
+
 def stream_fields(
     event_id: UUID,
     event_type: str,
@@ -123,6 +129,23 @@ def stream_fields(
         "position": str(position),
         "payload": payload if isinstance(payload, str) else _compact(payload),
     }
+
+
+# The values of `stream_fields`, in STREAM_FIELD_NAMES order, as PostgreSQL makes them from an
+# outbox row (the relay builds a batch's entries in one statement; a test holds the two equal:
+# the same text but the payload's, which PostgreSQL prints with spaces, and the time, which
+# PostgreSQL prints in UTC).
+STREAM_FIELDS_SQL = (
+    "encode(uuid_send(event_id), 'hex')",
+    "event_type",
+    "schema_version::text",
+    "aggregate_type",
+    "encode(uuid_send(aggregate_id), 'hex')",
+    "aggregate_version::text",
+    "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')",
+    "position::text",
+    "payload::text",
+)
 
 
 def _compact(payload: dict[str, Any]) -> str:

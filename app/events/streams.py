@@ -14,6 +14,17 @@ def partition_of(aggregate_id: UUID, partitions: int) -> int:
     return aggregate_id.int % partitions
 
 
+def partition_sql(uuid_column: str, partitions: str) -> str:
+    """`partition_of` as a PostgreSQL expression: the uuid's 128-bit integer modulo the number
+    of partitions, folded 32 bits at a time so every step fits a bigint (partitions <= 2**31)."""
+    hex_digits = f"encode(uuid_send({uuid_column}), 'hex')"
+    words = [f"('x' || substr({hex_digits}, {1 + 8 * i}, 8))::bit(32)::bigint" for i in range(4)]
+    expression = f"({words[0]} % {partitions})"
+    for word in words[1:]:
+        expression = f"(({expression} * 4294967296 + {word}) % {partitions})"
+    return expression
+
+
 def stream_key(prefix: str, partition: int) -> str:
     return f"{prefix}:events:{{p{partition}}}"
 

@@ -78,7 +78,41 @@ async def count(connection: AsyncConnection, aggregate_types: Sequence[str]) -> 
     return int(await connection.scalar(query, {"types": list(aggregate_types)}) or 0)
 
 
+def unpublished_below(through: str, in_progress: str, not_begun: str) -> str:
+    """SQL: the outbox rows at or below position `through` that the relay has not published
+    although its cursor is there (see app/pipeline/relay.py). Their transactions had not
+    committed when the cursor's snapshot was taken: in progress then (ids `in_progress`, a
+    bigint[]), or not begun (ids from `not_begun`, the snapshot's xmax, on); every
+    transaction that had ended by then and wrote a row at or below `through` had that row
+    published. Found by the outbox_txid index; rows older than the txid column have none and
+    are published. The arguments are SQL expressions; given as parameters, PostgreSQL plans
+    each call with their values (its custom plans), so it uses that index."""
+    return (
+        f"SELECT * FROM outbox WHERE txid = ANY({in_progress}) AND position <= {through}"
+        f" UNION ALL SELECT * FROM outbox WHERE txid >= {not_begun} AND position <= {through}"
+    )
+
+
+def snapshot_horizon(snapshot: str) -> tuple[list[int], int]:
+    """The ids of the transactions in progress in a snapshot, and the first id not yet
+    begun, from a pg_snapshot's text (`xmin:xmax:xip,...`)."""
+    _, xmax, xip = snapshot.split(":")
+    return [int(xid) for xid in xip.split(",") if xid], int(xmax)
+
+
+_UNPUBLISHED = text(
+    "SELECT (SELECT count(*) FROM outbox WHERE position > :through)"
+    " + (SELECT count(*) FROM ("
+    + unpublished_below(":through", "CAST(:in_progress AS bigint[])", ":not_begun")
+    + ") AS below)"
+)
+
+
 async def unpublished(connection: AsyncConnection) -> int:
     """How many committed events wait for the relay."""
-    query = text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-    return int(await connection.scalar(query) or 0)
+    through, snapshot = (
+        await connection.execute(text("SELECT through, snapshot FROM relay_cursor"))
+    ).one()
+    in_progress, not_begun = snapshot_horizon(snapshot)
+    parameters = {"through": through, "in_progress": in_progress, "not_begun": not_begun}
+    return int(await connection.scalar(_UNPUBLISHED, parameters) or 0)

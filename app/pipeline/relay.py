@@ -3,8 +3,18 @@
 One relay is active at a time: it holds a PostgreSQL advisory lock on its own connection,
 and the others wait for it; when the active one dies its connection closes, the lock is
 freed and a waiting relay takes over within a second. It wakes on NOTIFY from committing
-commands and polls as a fallback. Delivery is at least once: a relay that dies between
-XADD and marking the rows published sends them again, and projections skip duplicates.
+commands and polls as a fallback.
+
+It marks no row: the outbox stays insert-only. Each row holds the id of the transaction that
+wrote it, and the relay keeps a cursor (table relay_cursor): a position and the snapshot it
+read the log in. Every row at or below the position that the snapshot saw has been published;
+the rows there it did not see are those of transactions then in progress or not yet begun,
+found by their ids (`unpublished_below`). A batch is the rows past the cursor plus those, read
+in one statement with their stream entries built by PostgreSQL, and each partition's share is
+added to its stream by one Lua script call; the next batch is read while one is published.
+
+Delivery is at least once: the cursor of a batch is saved by the statement after its XADD, so
+a relay that dies in between sends the batch again, and projections skip duplicates.
 """
 
 from __future__ import annotations
@@ -13,21 +23,22 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+import asyncpg
 from redis.exceptions import RedisError
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.adapters.redis import RedisClient
 from app.config.settings import Settings
-from app.events.serialization import stream_fields
-from app.events.streams import epoch_key, partition_of, published_key, stream_key
+from app.events.serialization import STREAM_FIELD_NAMES, STREAM_FIELDS_SQL
+from app.events.streams import epoch_key, partition_sql, published_key, stream_key
 from app.pipeline.cancellation import reraise_if_cancelling
+from app.pipeline.event_log import snapshot_horizon, unpublished_below
 from app.write.outbox import NOTIFY_CHANNEL
-from app.write.tables import outbox
+from app.write.tables import relay_cursor
 
 log = logging.getLogger("app.relay")
 
@@ -47,11 +58,16 @@ class OutboxRelay:
 
     async def run(self) -> None:
         async with self.write_engine.connect() as connection:
-            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await _wait_for_lead(connection)
-            log.info("this process is the active outbox relay")
-            wake = await _listen(connection)
-            await _Relaying(self.settings, self.redis, connection, wake).run()
+            try:
+                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await _wait_for_lead(connection)
+                log.info("this process is the active outbox relay")
+                wake = await _listen(connection)
+                await _Relaying(self.settings, self.redis, connection, wake).run()
+            finally:
+                # Closed, not returned to the pool: the lead (a session lock) and the listener
+                # go with it, so the loop started again, or another relay, can take the lead.
+                await connection.invalidate()
 
 
 async def _wait_for_lead(connection: AsyncConnection) -> None:
@@ -73,6 +89,80 @@ async def _listen(connection: AsyncConnection) -> asyncio.Event:
     return wake
 
 
+# Saves the cursor ($1, $2) the batches published so far reached, and reads the next batch:
+# the rows at or below the read cursor's position ($3) that its snapshot did not see (those of
+# transactions then in progress, $4, or not begun, from $5 on) and that have committed since,
+# and up to $6 rows past it, in log order; grouped by partition ($7 partitions), after a
+# first row holding the cursor this batch reaches.
+_NEXT_BATCH = f"""
+WITH saved AS (
+    UPDATE relay_cursor SET through = $1, snapshot = $2 WHERE id = 1
+), fresh AS (
+    SELECT * FROM outbox WHERE position > $3 ORDER BY position LIMIT $6
+), batch AS (
+    {unpublished_below("$3", "$4::bigint[]", "$5")}
+    UNION ALL
+    SELECT * FROM fresh
+)
+SELECT -1, NULL::bigint[], NULL, coalesce((SELECT max(position) FROM fresh), $3),
+       pg_current_snapshot()::text
+UNION ALL
+SELECT {partition_sql("aggregate_id", "$7")},
+       array_agg(position ORDER BY position),
+       string_agg(concat_ws(E'\\x1f', {", ".join(STREAM_FIELDS_SQL)}), E'\\x1e' ORDER BY position),
+       NULL, NULL
+FROM batch GROUP BY 1
+"""
+
+# Adds a partition's entries to its stream (KEYS[1]), capped near ARGV[1] entries, and counts
+# them (KEYS[2]). ARGV[2] holds the entries, each its field values in STREAM_FIELD_NAMES order
+# separated by \x1f, the entries separated by \x1e: no value can hold either (the payload is
+# JSON, which escapes control characters; the others are ids, names, numbers and a time).
+_PUBLISH = f"""
+local data, at, count = ARGV[2], 1, 0
+local values = {{}}
+while true do
+    for i = 1, {len(STREAM_FIELD_NAMES) - 1} do
+        local stop = string.find(data, '\\31', at, true)
+        values[i] = string.sub(data, at, stop - 1)
+        at = stop + 1
+    end
+    local stop = string.find(data, '\\30', at, true)
+    values[{len(STREAM_FIELD_NAMES)}] = string.sub(data, at, (stop or 0) - 1)
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+        {", ".join(f"'{name}', values[{i + 1}]" for i, name in enumerate(STREAM_FIELD_NAMES))})
+    count = count + 1
+    if not stop then break end
+    at = stop + 1
+end
+return redis.call('INCRBY', KEYS[2], count)
+"""
+
+
+class _Cursor(NamedTuple):
+    """Every outbox row at or below `through` that `snapshot` (a pg_snapshot's text) saw."""
+
+    through: int
+    snapshot: str
+
+
+class _Part(NamedTuple):
+    """A partition's share of a batch."""
+
+    partition: int
+    positions: list[int]
+    entries: str  # its entries, as _PUBLISH reads them
+
+
+class _Batch(NamedTuple):
+    parts: list[_Part]
+    cursor: _Cursor  # where the relay is once this batch is published
+
+    @property
+    def size(self) -> int:
+        return sum(len(part.positions) for part in self.parts)
+
+
 class _Relaying:
     def __init__(
         self,
@@ -87,13 +177,17 @@ class _Relaying:
         self.wake = wake
         self.epochs: list[Any] | None = None
         self.outage_since: float | None = None
+        # Where the batches published so far reach (saved by the next statement), and where
+        # the batches read so far reach (a batch is read while the one before is published).
+        self.published: _Cursor | None = None
+        self.read: _Cursor | None = None
 
     async def run(self) -> None:
         backoff = 0.2
         while True:
             self.wake.clear()
             try:
-                sent = await self.relay_batch()
+                await self.relay()
             except RedisError as error:
                 reraise_if_cancelling()
                 self._log_outage(error)
@@ -104,8 +198,7 @@ class _Relaying:
                 log.warning("Redis answers again; relaying the backlog")
                 self.outage_since = None
             backoff = 0.2
-            if sent < self.settings.relay_batch_size:
-                await self._sleep_until_woken()
+            await self._sleep_until_woken()
 
     async def _sleep_until_woken(self) -> None:
         # asyncio.timeout, not wait_for: no task of its own for every wait (Python 3.11).
@@ -119,58 +212,78 @@ class _Relaying:
             self.outage_since = asyncio.get_running_loop().time()
             log.error("Redis unavailable (%s); events wait in the outbox", error)
 
-    async def relay_batch(self) -> int:
-        """Publish the oldest unpublished events and mark them; return how many."""
+    async def relay(self) -> int:
+        """Publish until nothing is left unpublished; return how many events were published.
+
+        Each batch is read (by the statement that saves the cursor of those published) while
+        the one before it is being published, so PostgreSQL and Redis work at once.
+        """
+        if self.published is None:
+            self.published = self.read = await self._load_cursor()
         if self.epochs is None:
             await self._check_epoch()
-        rows = (
-            await self.connection.execute(
-                select(outbox)
-                .where(outbox.c.published_at.is_(None))
-                .order_by(outbox.c.position)
-                .limit(self.settings.relay_batch_size)
-            )
-        ).all()
-        if not rows:
-            await self._check_epoch()  # idle, and still noticing a Redis that lost its data
-            return 0
-        if await self._publish(rows) != self.epochs:
-            # Redis lost its data: these rows reached the new streams; send the rest again.
-            await self._check_epoch()
-        positions = [row.position for row in rows]
-        await self.connection.execute(
-            update(outbox).where(outbox.c.position.in_(positions)).values(published_at=func.now())
-        )
-        return len(rows)
+        sent = 0
+        while (batch := await self._next_batch()).parts:
+            while batch.parts:
+                both = await asyncio.gather(
+                    self._publish(batch.parts), self._next_batch(), return_exceptions=True
+                )
+                epochs: list[Any] | BaseException = both[0]
+                following: _Batch | BaseException = both[1]
+                if isinstance(epochs, BaseException):
+                    self.read = self.published  # what was read since is read again
+                    raise epochs
+                self.published = batch.cursor
+                sent += batch.size
+                if isinstance(following, BaseException):
+                    self.read = self.published
+                    raise following
+                if epochs != self.epochs and await self._check_epoch():
+                    break  # Redis lost its data: everything goes again, from the start
+                batch = following
+        self.published = batch.cursor  # nothing was left past it
+        await self._check_epoch()  # idle, and still noticing a Redis that lost its data
+        return sent
 
-    async def _publish(self, rows: Sequence[Any]) -> list[Any]:
-        """XADD the rows; return the partitions' epochs as read just before, in the same
-        round trip (a Redis that lost its data has none)."""
+    async def _next_batch(self) -> _Batch:
+        """Save the published cursor and read the batch after the read cursor, which moves
+        past it."""
+        assert self.published is not None
+        assert self.read is not None
+        raw = await self.connection.get_raw_connection()
+        driver: asyncpg.Connection = raw.driver_connection
+        head, *parts = await driver.fetch(
+            _NEXT_BATCH, *self.published, self.read.through, *snapshot_horizon(self.read.snapshot),
+            self.settings.relay_batch_size, self.settings.stream_partitions,
+        )  # fmt: skip
+        self.read = _Cursor(head[3], head[4])
+        return _Batch([_Part(*part[:3]) for part in parts], self.read)
+
+    async def _load_cursor(self) -> _Cursor:
+        query = select(relay_cursor.c.through, relay_cursor.c.snapshot)
+        row = (await self.connection.execute(query)).one()
+        return _Cursor(row.through, row.snapshot)
+
+    async def _publish(self, batch: Sequence[_Part]) -> list[Any]:
+        """XADD the batch, one script call per partition; return the partitions' epochs as
+        read just before, in the same round trip (a Redis that lost its data has none)."""
         prefix, partitions = self.settings.redis_prefix, self.settings.stream_partitions
-        counts: Counter[int] = Counter()
         pipe = self.redis.pipeline(transaction=False)
         for partition in range(partitions):
             pipe.get(epoch_key(prefix, partition))
-        for row in rows:
-            partition = partition_of(row.aggregate_id, partitions)
-            counts[partition] += 1
-            fields = stream_fields(
-                row.event_id, row.event_type, row.schema_version, row.aggregate_type,
-                row.aggregate_id, row.aggregate_version, row.occurred_at, row.position,
-                row.payload,
+        for part in batch:
+            # EVAL, not EVALSHA: a cluster pipeline cannot load scripts, and Redis keeps the
+            # compiled script by its digest anyway.
+            pipe.eval(
+                _PUBLISH, 2,
+                stream_key(prefix, part.partition), published_key(prefix, part.partition),
+                self.settings.stream_max_len, part.entries,
             )  # fmt: skip
-            pipe.xadd(
-                stream_key(prefix, partition),
-                fields,  # type: ignore[arg-type]
-                maxlen=self.settings.stream_max_len,
-                approximate=True,
-            )
-        for partition, count in counts.items():
-            pipe.incrby(published_key(prefix, partition), count)
         return list((await pipe.execute())[:partitions])
 
-    async def _check_epoch(self) -> None:
-        """Notice a Redis that lost its data (restarted empty) and send the whole log again.
+    async def _check_epoch(self) -> bool:
+        """Notice a Redis that lost its data (restarted empty) and send the whole log again
+        (say whether it must).
 
         Each partition has its own epoch key, in the partition's slot, so on a Cluster a
         node that restarts empty takes the epoch keys of its partitions with it too.
@@ -181,7 +294,7 @@ class _Relaying:
         keys = [epoch_key(prefix, p) for p in range(self.settings.stream_partitions)]
         current = await self._get_all(keys)
         if current == self.epochs:
-            return
+            return False
         missing = [key for key, value in zip(keys, current, strict=True) if value is None]
         if missing:
             fresh = uuid.uuid4().hex
@@ -190,20 +303,24 @@ class _Relaying:
                 pipe.set(key, fresh, nx=True)
             await pipe.execute()
             current = await self._get_all(keys)
-            republished = (
+            # Send everything again, from the start of the log.
+            republished = self.published.through if self.published else 0
+            saved = (
                 await self.connection.execute(
-                    update(outbox)
-                    .where(outbox.c.published_at.is_not(None))
-                    .values(published_at=None)
+                    update(relay_cursor)
+                    .values(through=0, snapshot=func.pg_current_snapshot().cast(Text))
+                    .returning(relay_cursor.c.through, relay_cursor.c.snapshot)
                 )
-            ).rowcount
+            ).one()
+            self.published = self.read = _Cursor(saved.through, saved.snapshot)
             if republished:
                 log.warning(
                     "Redis holds no event streams for %d of %d partitions (restarted without "
-                    "its data?): sending all %d published events again",
+                    "its data?): sending every event up to position %d again",
                     len(missing), len(keys), republished,
                 )  # fmt: skip
         self.epochs = current
+        return bool(missing)
 
     async def _get_all(self, keys: list[str]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)

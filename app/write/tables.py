@@ -13,6 +13,7 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
 
@@ -91,5 +92,17 @@ outbox = Table(
     Column("schema_version", SmallInteger, nullable=False),
     Column("payload", JSONB, nullable=False),
     Column("occurred_at", _TIME, nullable=False),
-    Column("published_at", _TIME),
+    # The writing transaction's id (see app/pipeline/relay.py); none on rows older than it.
+    Column("txid", BigInteger, server_default=text("pg_current_xact_id()::text::bigint")),
+)
+
+# Where the relay has got to: every outbox row at or below `through` that `snapshot` saw has
+# been published.
+relay_cursor = Table(
+    "relay_cursor",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("through", BigInteger, nullable=False),
+    Column("snapshot", Text, nullable=False),
+    CheckConstraint("id = 1", name="relay_cursor_single_row"),
 )

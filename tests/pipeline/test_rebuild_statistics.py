@@ -55,9 +55,8 @@ async def test_a_rebuild_refuses_an_event_version_newer_than_the_code(stores: St
         await connection.execute(
             text(
                 "INSERT INTO outbox (event_id, aggregate_type, aggregate_id, aggregate_version, "
-                "event_type, schema_version, payload, occurred_at, published_at) VALUES "
-                "(:event, 'Order', :order, 1, 'OrderPaid', 99, CAST(:payload AS jsonb), now(), "
-                "now())"
+                "event_type, schema_version, payload, occurred_at) VALUES "
+                "(:event, 'Order', :order, 1, 'OrderPaid', 99, CAST(:payload AS jsonb), now())"
             ),
             {"event": uuid.uuid4(), "order": order_id,
              "payload": f'{{"order_id": "{order_id}", "customer_id": "{customer_id}"}}'},

@@ -16,7 +16,6 @@ import httpx
 import pytest
 from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.redis import RedisModeError, create_redis, ping
@@ -34,7 +33,7 @@ from devtools.read_model_check import read_models, replay_log
 from devtools.redis_cluster import LocalCluster, local_cluster
 from devtools.servers import running_server
 from tests.support.consistency_tokens import versions_of
-from tests.support.pipeline_waits import settled_statuses, until_projected
+from tests.support.pipeline_waits import settled_statuses, until_projected, until_relayed
 from tests.support.shop_traffic import Traffic
 
 pytestmark = pytest.mark.slow
@@ -178,19 +177,6 @@ async def assert_the_change_feed_announces(
             message = await asyncio.wait_for(heard.get(), 10)
             if message["projection"] == "order_view":
                 announced.update(message["keys"])
-
-
-async def until_relayed(stores: Stores, timeout_s: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        async with stores.write_engine.connect() as connection:
-            left = await connection.scalar(
-                text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            )
-        if left == 0:
-            return
-        assert asyncio.get_running_loop().time() < deadline, f"{left} events not relayed"
-        await asyncio.sleep(0.1)
 
 
 async def test_a_node_restarted_empty_loses_no_event(

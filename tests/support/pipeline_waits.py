@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from app.pipeline.event_log import unpublished
 from app.pipeline.status import ProjectionStatus, projection_statuses
 from app.projections.registry import PROJECTIONS
 from app.runtime.bootstrap import Api, Stores
@@ -43,3 +46,15 @@ async def settled_statuses(stores: Stores) -> list[ProjectionStatus]:
             break
         await asyncio.sleep(0.1)
     return statuses
+
+
+async def until_relayed(stores: Stores, timeout_s: float = 30) -> None:
+    """Fail unless the relay publishes every committed event in time."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        async with stores.write_engine.connect() as connection:
+            left = await unpublished(connection)
+        if left == 0:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"{left} events not relayed"
+        await asyncio.sleep(0.1)
