@@ -143,6 +143,49 @@ class LoadResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# The servers' processes, by name, for cpu_meter.
+_SERVER_KINDS = {"postgres": "PostgreSQL", "redis-server": "Redis"}
+
+
+def _cpu_seconds(api_pid: int | None) -> dict[tuple[int, float], tuple[str, float]]:
+    """(pid, start time) -> (kind, CPU seconds so far) of every process of a known kind, its
+    ended children included (PostgreSQL's postmaster reaps the backends of closed
+    connections), and of this process's ended children (the load generator)."""
+    api = psutil.Process(api_pid) if api_pid else None
+    pipeline = {child.pid for child in api.children(recursive=True)} if api else set()
+    ended = os.times()
+    found = {(0, 0.0): ("load generator", ended.children_user + ended.children_system)}
+    for process in psutil.process_iter(["name", "create_time"]):
+        try:
+            name = process.info["name"] or ""
+            if process.pid == api_pid:
+                kind = "API process"
+            elif process.pid in pipeline:
+                kind = "pipeline (relay, projectors)"
+            elif name in _SERVER_KINDS:
+                kind = _SERVER_KINDS[name]
+            else:
+                continue
+            t = process.cpu_times()
+            seconds = t.user + t.system + t.children_user + t.children_system
+            found[(process.pid, process.info["create_time"])] = (kind, seconds)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+@contextlib.contextmanager
+def cpu_meter(api_pid: int | None = None) -> Iterator[dict[str, float]]:
+    """CPU seconds each kind of process spent during the block, filled in on exit: the API
+    process and its children (the pipeline), PostgreSQL, Redis, and the load generator
+    (wrk or pgbench, run by this process). Meant for runs whose connections stay open."""
+    spent: dict[str, float] = {}
+    before = _cpu_seconds(api_pid)
+    yield spent
+    for key, (kind, seconds) in _cpu_seconds(api_pid).items():
+        spent[kind] = spent.get(kind, 0.0) + seconds - before.get(key, (kind, 0.0))[1]
+
+
 def require_tool(name: str, hint: str) -> str:
     path = installed(name)
     if path is None:

@@ -3,7 +3,8 @@
 TARGET is `write` (placeOrder, 16 clients) or a query name of benchmarks/queries.py (on
 20,000 orders). py-spy samples the `shop serve` process while wrk drives it and prints the
 functions with the most samples, inclusive and self; `--raw FILE` keeps the collapsed
-stacks (for flamegraph.pl or speedscope).
+stacks (for flamegraph.pl or speedscope); `--pipeline` samples the child process running the
+relay and the projectors instead.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import re
 import subprocess
 import tempfile
 from pathlib import Path
+
+import psutil
 
 from benchmarks.harness import (
     mark_delivered,
@@ -49,7 +52,7 @@ def summarize(raw: Path, top: int = 30) -> str:
     return "\n".join(lines)
 
 
-async def profile(target: str, seconds: float, raw: Path) -> None:
+async def profile(target: str, seconds: float, raw: Path, pipeline: bool = False) -> None:
     py_spy = require_tool("py-spy", "pip install py-spy")
     with open_servers() as servers:
         orders = 0 if target == "write" else 20_000
@@ -75,8 +78,11 @@ async def profile(target: str, seconds: float, raw: Path) -> None:
             async with shop_serve(stores) as server:
                 await settle(server, stores)
                 wrk(server.graphql_url, script, connections=16, seconds=2, env=env)
+                pid = server.popen.pid
+                if pipeline:  # the child process running the relay and the projectors
+                    pid = psutil.Process(pid).children(recursive=True)[0].pid
                 spy = subprocess.Popen(  # noqa: ASYNC220 - runs beside wrk
-                    [py_spy, "record", "--pid", str(server.popen.pid), "--format", "raw",
+                    [py_spy, "record", "--pid", str(pid), "--format", "raw",
                      "--rate", "200", "--duration", str(round(seconds)), "--output", str(raw),
                      "--nonblocking"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -93,8 +99,11 @@ def main() -> None:
     parser.add_argument("target", choices=["write", *queries()])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--raw", type=Path, default=Path(tempfile.gettempdir()) / "shop.prof")
+    parser.add_argument(
+        "--pipeline", action="store_true", help="sample the relay and projectors' process"
+    )
     args = parser.parse_args()
-    asyncio.run(profile(args.target, args.seconds, args.raw))
+    asyncio.run(profile(args.target, args.seconds, args.raw, args.pipeline))
 
 
 if __name__ == "__main__":

@@ -97,6 +97,7 @@ def _write(write: dict[str, Any], targets: list[str]) -> list[str]:
             )
     memory = ", ".join(f"{_n(s['rss_mib'])} MiB ({n})" for n, s in write["servers"].items())
     lines += ["", f"API process memory after the runs: {memory}.", ""]
+    lines += _cpu_per_request(write)
     default = next(iter(write["servers"].values()))["loads"]
     if 16 in default and 1 in default:
         ratio = default[16].requests_per_s / pgbench[16].requests_per_s
@@ -110,6 +111,26 @@ def _write(write: dict[str, Any], targets: list[str]) -> list[str]:
             ),
         ]
     return lines
+
+
+def _cpu_per_request(write: dict[str, Any]) -> list[str]:
+    """Where the CPU of one placeOrder goes, each process kind, against pgbench's."""
+    runs = {name: server["cpu_ms"] for name, server in write["servers"].items()}
+    runs["pgbench, the same transaction"] = write.get("pgbench_cpu_ms", {})
+    kinds = sorted({kind for spent in runs.values() for kind in spent})
+    if not kinds:
+        return []
+    lines = [
+        "CPU per placeOrder at 16 clients, in milliseconds, by process (this machine has 2 "
+        "cores: 2,000 ms of CPU per second at most):",
+        "",
+        f"| run | {' | '.join(kinds)} | total |",
+        f"|---|{'---:|' * (len(kinds) + 1)}",
+    ]
+    for name, spent in runs.items():
+        cells = " | ".join(_n(spent.get(kind, 0.0), 2) for kind in kinds)
+        lines.append(f"| {name} | {cells} | {_n(sum(spent.values()), 2)} |")
+    return [*lines, ""]
 
 
 def _lag(runs: dict[str, Any], targets: list[str]) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 from benchmarks.harness import (
     BenchError,
     LoadResult,
+    cpu_meter,
     log,
     mark_delivered,
     percentile,
@@ -27,6 +28,7 @@ from benchmarks.sizes import Size
 from devtools.stores import StoreServers, StoreUrls, fresh_stores
 
 CONCURRENCY = (1, 16, 64)
+CPU_CLIENTS = 16  # where the CPU each process spends per request is reported
 
 # What the service runs for placeOrder (see app/write/repositories.py, unit_of_work.py and
 # outbox.py): read the customer, lock the three products in id order, write their stock
@@ -147,8 +149,11 @@ async def run(servers: StoreServers, size: Size) -> dict[str, object]:
         baseline: dict[int, LoadResult] = {}
         for connections in CONCURRENCY:
             log(f"write path: pgbench, {connections} clients")
-            baseline[connections] = pgbench(stores.write, dataset, connections,
-                                            size.load_seconds)  # fmt: skip
+            with cpu_meter() as spent:
+                baseline[connections] = pgbench(stores.write, dataset, connections,
+                                                size.load_seconds)  # fmt: skip
+            if connections == CPU_CLIENTS:
+                results["pgbench_cpu_ms"] = _per_request(spent, baseline[connections])
         data.unlink(missing_ok=True)
     results["pgbench"] = baseline
     return results
@@ -175,10 +180,19 @@ async def _place_orders(stores: StoreUrls, data: Path, size: Size, **env: str) -
             seconds=2,
             env={"BENCH_DATA": str(data)},
         )  # fmt: skip  (warm-up)
+        cpu: dict[str, float] = {}
         for connections in CONCURRENCY:
             log(f"write path: placeOrder, {connections} clients{' ' + str(env) if env else ''}")
-            loads[connections] = wrk(
-                server.graphql_url, "place_order.lua", connections=connections,
-                seconds=size.load_seconds, env={"BENCH_DATA": str(data)},
-            )  # fmt: skip
-        return {"loads": loads, "rss_mib": server.rss_mib()}
+            with cpu_meter(server.popen.pid) as spent:
+                loads[connections] = wrk(
+                    server.graphql_url, "place_order.lua", connections=connections,
+                    seconds=size.load_seconds, env={"BENCH_DATA": str(data)},
+                )  # fmt: skip
+            if connections == CPU_CLIENTS:
+                cpu = _per_request(spent, loads[connections])
+        return {"loads": loads, "rss_mib": server.rss_mib(), "cpu_ms": cpu}
+
+
+def _per_request(spent: dict[str, float], load: LoadResult) -> dict[str, float]:
+    """CPU milliseconds per request (or transaction) of each kind of process."""
+    return {kind: 1000 * seconds / max(1, load.requests) for kind, seconds in spent.items()}

@@ -215,8 +215,9 @@ class _Relaying:
     async def relay(self) -> int:
         """Publish until nothing is left unpublished; return how many events were published.
 
-        Each batch is read (by the statement that saves the cursor of those published) while
-        the one before it is being published, so PostgreSQL and Redis work at once.
+        Through a backlog, each batch is read (by the statement that saves the cursor of
+        those published) while the one before it is being published, so PostgreSQL and Redis
+        work at once.
         """
         if self.published is None:
             self.published = self.read = await self._load_cursor()
@@ -225,6 +226,19 @@ class _Relaying:
         sent = 0
         while (batch := await self._next_batch()).parts:
             while batch.parts:
+                if batch.size < self.settings.relay_batch_size:
+                    # The log is drained: publish, then save and look again in one statement
+                    # (reading ahead would cost a statement per wake-up under a light load).
+                    try:
+                        current = await self._publish(batch.parts)
+                    except BaseException:
+                        self.read = self.published  # read again
+                        raise
+                    self.published = batch.cursor
+                    sent += batch.size
+                    if current != self.epochs:
+                        await self._check_epoch()
+                    break
                 both = await asyncio.gather(
                     self._publish(batch.parts), self._next_batch(), return_exceptions=True
                 )

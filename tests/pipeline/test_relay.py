@@ -8,21 +8,26 @@ passed their position published all the same, once; nothing sent twice after a c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
 
+import pytest
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.adapters.migrations import History, upgrade
+from app.adapters.redis import create_redis
 from app.config.settings import Settings
 from app.events.serialization import from_stream_fields, stream_fields
 from app.events.streams import epoch_key, partition_of, partition_sql, stream_key
 from app.pipeline.event_log import unpublished
-from app.pipeline.relay import OutboxRelay
+from app.pipeline.relay import OutboxRelay, _Relaying
 from app.runtime.bootstrap import Stores, open_stores
 from app.runtime.worker import running_loops
+from devtools.ports import free_port
 from tests.support.pipeline_waits import until_relayed
 
 _INSERT = text(
@@ -179,3 +184,24 @@ async def test_upgrading_a_log_of_marked_rows_publishes_what_was_not(
             await until_relayed(stores)
         # The fourth, and the fifth again: published before it, so after the cursor.
         assert await _published_positions(stores) == positions[3:]
+
+
+async def test_a_batch_redis_refused_is_read_and_sent_again(stores: Stores) -> None:
+    async with stores.write_engine.begin() as connection:
+        positions = [await _log_event(connection) for _ in range(3)]
+    down = create_redis(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5)
+    async with stores.write_engine.connect() as connection:
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        relaying = _Relaying(stores.settings, down, connection, asyncio.Event())
+        relaying.epochs = []  # as if already checked: the refusal comes from publishing
+        with pytest.raises(RedisError):
+            await relaying.relay()
+        assert await _published_positions(stores) == []
+        # Redis is back, holding what it held (no epoch key lost: nothing is sent again).
+        s = stores.settings
+        for partition in range(s.stream_partitions):
+            await stores.redis.set(epoch_key(s.redis_prefix, partition), "e")
+        relaying.redis, relaying.epochs = stores.redis, ["e"] * s.stream_partitions
+        assert await relaying.relay() == 3
+    assert await _published_positions(stores) == positions
+    await down.aclose()
