@@ -177,6 +177,7 @@ class _Relaying:
         self.wake = wake
         self.epochs: list[Any] | None = None
         self.outage_since: float | None = None
+        self.epochs_checked_at = 0.0
         # Where the batches published so far reach (saved by the next statement), and where
         # the batches read so far reach (a batch is read while the one before is published).
         self.published: _Cursor | None = None
@@ -256,7 +257,11 @@ class _Relaying:
                     break  # Redis lost its data: everything goes again, from the start
                 batch = following
         self.published = batch.cursor  # nothing was left past it
-        await self._check_epoch()  # idle, and still noticing a Redis that lost its data
+        # Idle, and still noticing a Redis that lost its data: once a poll interval, not at
+        # every wake-up (each publish compares the epochs too).
+        now = asyncio.get_running_loop().time()
+        if now - self.epochs_checked_at >= self.settings.relay_poll_interval_s:
+            await self._check_epoch()
         return sent
 
     async def _next_batch(self) -> _Batch:
@@ -304,6 +309,7 @@ class _Relaying:
         Projections skip what they already applied, so sending again is safe; sending less
         could lose events whose stream entries vanished before they were consumed.
         """
+        self.epochs_checked_at = asyncio.get_running_loop().time()
         prefix = self.settings.redis_prefix
         keys = [epoch_key(prefix, p) for p in range(self.settings.stream_partitions)]
         current = await self._get_all(keys)
