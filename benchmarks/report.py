@@ -190,6 +190,8 @@ def _projector(projector: dict[str, Any], targets: list[str]) -> list[str]:
     ]
     slowest = min(projector["per_projection"].values())
     targets.append(_target(slowest >= 20_000, f"a projector ≥ 20k events/s: slowest {_n(slowest)}"))
+    relay = projector["relay_events_per_s"]
+    targets.append(_target(relay >= 50_000, f"the relay ≥ 50k events/s: {_n(relay)}"))
     return lines
 
 
