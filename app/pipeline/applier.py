@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from functools import cache
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import TextClause, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.adapters.postgres import unavailable
 from app.events.serialization import EventRecord
 from app.projections.base import BOUND_EVENTS, Projection, bound_events
 from app.projections.change_keys import ChangedKeys
@@ -47,6 +49,14 @@ class BatchResult:
     skipped: int = 0
     parked: int = 0
     changed: ChangedKeys = field(default_factory=set)
+    # What a statement that applies the common case left for apply_batch (see apply_at_once).
+    left: list[Delivery] = field(default_factory=list)
+
+    def add(self, other: BatchResult) -> None:
+        self.applied += other.applied
+        self.skipped += other.skipped
+        self.parked += other.parked
+        self.changed |= other.changed
 
 
 async def apply_batch(
@@ -262,3 +272,146 @@ async def park(
     await connection.execute(
         statement.on_conflict_do_update(index_elements=["aggregate_id"], set_={"parked": True})
     )
+
+
+async def apply_at_once(
+    engine: AsyncEngine, work: Sequence[tuple[Projection, Sequence[Delivery]]]
+) -> list[BatchResult]:
+    """apply_batches for the common case in one statement, run on its own (no BEGIN, no
+    COMMIT: one round trip in all). Each projection's guards are locked and advanced, its new
+    events folded and its progress counted by the same statement, for every aggregate whose
+    guard the statement can decide on alone: not parked, its new events in version order
+    from the guard on, and its guard unchanged since the statement's snapshot (else another
+    applier wrote it meanwhile, and the fold, which reads that snapshot, would miss what it
+    wrote). Each result's `left` holds the deliveries of the other aggregates and the events
+    past a gap, none of them applied: apply_batch sorts them out (skipped, parked, or
+    OutOfOrder) as before. `work`: each projection at most once, in name order."""
+    projections = tuple(projection for projection, _ in work)
+    events: dict[tuple[UUID, int], tuple[EventRecord, int]] = {}
+    for n, (projection, deliveries) in enumerate(work):
+        for delivery in deliveries:
+            event = delivery.event
+            if event.aggregate_type in projection.aggregate_types:
+                key = (event.aggregate_id, event.aggregate_version)
+                _, mask = events.get(key, (event, 0))
+                events[key] = (event, mask | 1 << n)
+    records = [event for event, _ in events.values()]
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver: asyncpg.Connection = raw.driver_connection
+        try:
+            rows = await driver.fetch(
+                _at_once_statement(projections),
+                [e.aggregate_id for e in records],
+                [e.aggregate_version for e in records],
+                [e.event_type for e in records],
+                [e.occurred_at for e in records],
+                [e.payload_json for e in records],
+                [mask for _, mask in events.values()],
+            )
+        except Exception as error:
+            lost = unavailable(error)
+            if lost is None:
+                raise
+            await connection.invalidate()
+            raise lost from error
+    changed: list[ChangedKeys] = [set() for _ in work]
+    guards: list[dict[UUID, tuple[int, int]]] = [{} for _ in work]
+    for n, key, aggregate_id, seen, version in rows:
+        if key is not None:
+            changed[n].add(key)
+        else:
+            guards[n][aggregate_id] = (seen, version)
+    return [
+        _sorted_out(projection, deliveries, guard, keys)
+        for (projection, deliveries), guard, keys in zip(work, guards, changed, strict=True)
+    ]
+
+
+def _sorted_out(
+    projection: Projection,
+    deliveries: Sequence[Delivery],
+    guard: dict[UUID, tuple[int, int]],
+    changed: ChangedKeys,
+) -> BatchResult:
+    """What apply_at_once did with each delivery: applied (the guard moved past it from where
+    the statement saw it), skipped, or left."""
+    result = BatchResult(changed=changed)
+    done: set[tuple[UUID, int]] = set()
+    for delivery in deliveries:
+        event = delivery.event
+        if event.aggregate_type not in projection.aggregate_types:
+            result.skipped += 1
+            continue
+        seen, version = guard.get(event.aggregate_id, (0, -1))
+        key = (event.aggregate_id, event.aggregate_version)
+        if seen < event.aggregate_version <= version and key not in done:
+            done.add(key)
+            result.applied += 1
+        elif event.aggregate_version <= seen or key in done:
+            result.skipped += 1  # a redelivery, or a second copy in this batch
+        else:
+            result.left.append(delivery)
+    return result
+
+
+@cache
+def _at_once_statement(projections: tuple[Projection, ...]) -> str:
+    """The statement of apply_at_once: per projection n (prefix pN_), the events bound for
+    it, its guards locked and advanced, its new events, its fold; the progress of all
+    counted; then each projection's changed keys and the guards it advanced (the version the
+    statement saw, and the one it wrote)."""
+    parts = [
+        "batch AS (SELECT * FROM unnest($1::uuid[], $2::integer[], $3::text[], "
+        "$4::timestamptz[], $5::text[], $6::integer[]) "
+        "AS b(aggregate_id, version, event_type, occurred_at, payload, mask))"
+    ]
+    counts, results = [], []
+    for n, projection in enumerate(projections):
+        p, guard = f"p{n}_", f'"{projection.applied.name}"'
+        handled = ", ".join(f"'{name}'" for name in sorted(projection.handled_type_names))
+        # The guard as the statement's snapshot saw it; `latest` is the latest committed row.
+        seen = (
+            f"(SELECT seen.version FROM {guard} seen WHERE seen.aggregate_id = latest.aggregate_id)"
+        )
+        parts.append(f"""
+{p}batch AS (SELECT aggregate_id, version, event_type, occurred_at, payload
+  FROM batch WHERE mask & {1 << n} <> 0),
+{p}guard AS (
+  INSERT INTO {guard} AS latest (aggregate_id, version)
+  SELECT aggregate_id, count(*) FILTER (WHERE version = rank) FROM (
+    SELECT aggregate_id, version, row_number() OVER (PARTITION BY aggregate_id ORDER BY version)
+      AS rank FROM {p}batch) ranked
+  GROUP BY aggregate_id ORDER BY aggregate_id
+  ON CONFLICT (aggregate_id) DO UPDATE SET version = latest.version + (
+    SELECT count(*) FROM (
+      SELECT version, row_number() OVER (ORDER BY version) AS rank FROM {p}batch b
+      WHERE b.aggregate_id = latest.aggregate_id AND b.version > latest.version) ranked
+    WHERE version - latest.version = rank)
+  WHERE NOT latest.parked AND latest.version = {seen}
+  RETURNING aggregate_id, coalesce({seen}, 0) AS seen, version
+),
+{p}fresh AS (
+  SELECT b.* FROM {p}batch b JOIN {p}guard g USING (aggregate_id)
+  WHERE b.version > g.seen AND b.version <= g.version
+),
+{p}events AS (
+  SELECT aggregate_id, version, event_type, occurred_at, payload::jsonb AS payload
+  FROM {p}fresh WHERE event_type IN ({handled})
+),
+{projection.fold_prefixed(p).strip()}""")
+        counts.append(f"SELECT '{projection.name}', count(*) FROM {p}fresh")
+        results.append(
+            f"SELECT {n}, key, NULL::uuid, NULL::integer, NULL::integer FROM {p}changed "
+            f"UNION ALL SELECT {n}, NULL, aggregate_id, seen, version FROM {p}guard"
+        )
+    parts.append(
+        "counted AS ("
+        "INSERT INTO projection_state (projection, events_applied, last_applied_at) "
+        f"SELECT projection, n, now() FROM ({' UNION ALL '.join(counts)}) c(projection, n) "
+        "WHERE n > 0 ORDER BY projection "
+        "ON CONFLICT (projection) DO UPDATE SET "
+        "events_applied = projection_state.events_applied + excluded.events_applied, "
+        "last_applied_at = excluded.last_applied_at)"
+    )
+    return f"WITH {', '.join(parts)} {' UNION ALL '.join(results)}"

@@ -190,30 +190,40 @@ class PartitionConsumer:
         return deliveries
 
     async def _apply(self, deliveries: Sequence[Delivery]) -> BatchResult:
+        """Apply the batch with the worker's other batches (group commit), then alone what
+        that left (an aggregate parked, out of order, or written by another applier meanwhile)
+        or all of it if the combined statement failed; a batch that fails alone is applied
+        one event at a time."""
+        result = BatchResult()
+        rest = deliveries
         try:
-            result = await self.batches.apply(self.projection, deliveries)
-            if result is None:  # a combined batch failed: this one alone finds its own error
+            shared = await self.batches.apply(self.projection, deliveries)
+            if shared is not None:  # None: the combined statement failed and applied nothing
+                result, rest = shared, shared.left
+            if rest:
                 async with self.engine.begin() as connection:
-                    result = await apply_batch(connection, self.projection, deliveries)
+                    result.add(await apply_batch(connection, self.projection, rest))
             return result
-        except OutOfOrder:
-            raise
         except Exception as error:
             reraise_if_cancelling()
-            if is_transient(error):
+            if isinstance(error, OutOfOrder) or is_transient(error):
+                # The batch is read again, and what was applied of it then skipped: its
+                # changes are announced now or never.
+                if result.changed:
+                    await self.redis.publish(
+                        self.channel, announcement(self.projection.name, result.changed)
+                    )
                 raise
             log.warning("%s: batch of %d failed (%s); applying one by one",
-                        self.projection.name, len(deliveries), error)  # fmt: skip
-        return await self._apply_one_by_one(deliveries)
+                        self.projection.name, len(rest), error)  # fmt: skip
+        alone = await self._apply_one_by_one(rest)
+        alone.changed |= result.changed
+        return alone
 
     async def _apply_one_by_one(self, deliveries: Sequence[Delivery]) -> BatchResult:
         total = BatchResult()
         for delivery in deliveries:
-            result = await self._apply_with_retries(delivery)
-            total.applied += result.applied
-            total.skipped += result.skipped
-            total.parked += result.parked
-            total.changed |= result.changed
+            total.add(await self._apply_with_retries(delivery))
         return total
 
     async def _apply_with_retries(self, delivery: Delivery) -> BatchResult:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.pipeline.applier import BatchResult, Delivery, apply_batches
+from app.pipeline.applier import BatchResult, Delivery, apply_at_once
 from app.projections.base import Projection
 
 
@@ -146,8 +146,9 @@ class SharedBatches:
 
     async def _apply(self, batches: Sequence[_Batch]) -> dict[_Batch, BatchResult]:
         """Each projection's batches as one, projections in name order (so two workers'
-        transactions take their locks in one order); each projection's result goes to its
-        first batch."""
+        statements take their locks in one order), in one statement; each projection's
+        changed keys go to its first batch, and what the statement left to each batch's own
+        deliveries (see apply_at_once)."""
         by_projection: dict[str, list[_Batch]] = {}
         for batch in batches:
             by_projection.setdefault(batch.projection.name, []).append(batch)
@@ -156,6 +157,12 @@ class SharedBatches:
             (group[0].projection, [delivery for batch in group for delivery in batch.deliveries])
             for group in groups
         ]
-        async with self.engine.begin() as connection:
-            results = await apply_batches(connection, work)
-        return {group[0]: result for group, result in zip(groups, results, strict=True)}
+        results = await apply_at_once(self.engine, work)
+        outcomes: dict[_Batch, BatchResult] = {}
+        for group, result in zip(groups, results, strict=True):
+            left = {id(delivery) for delivery in result.left}
+            outcomes[group[0]] = result
+            for batch in group:
+                outcome = outcomes.setdefault(batch, BatchResult())
+                outcome.left = [d for d in batch.deliveries if id(d) in left]
+        return outcomes

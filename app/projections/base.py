@@ -10,6 +10,7 @@ and no Python runs per event or per row.
 
 from __future__ import annotations
 
+import re
 from abc import ABC
 from collections.abc import Sequence
 from functools import cache, cached_property
@@ -32,6 +33,9 @@ BOUND_EVENTS = (
     "CAST(:times AS timestamptz[]), CAST(:payloads AS text[])) "
     "AS e(aggregate_id, version, event_type, occurred_at, payload)"
 )
+
+# A relation a fold defines: `name AS (` or `name(columns) AS (` at the start of a line.
+_FOLD_RELATION = re.compile(r"^(\w+)(?:\([\w, ]+\))? AS \(", re.MULTILINE)
 
 
 class Projection(ABC):
@@ -78,6 +82,12 @@ class Projection(ABC):
         statement (", name AS (…)"), such as the applier's guard advance."""
         result = "key FROM changed" if keys else "NULL"
         return f"WITH events AS ({events}), {self.fold}{also} SELECT {result}"
+
+    def fold_prefixed(self, prefix: str) -> str:
+        """The fold with the names of its relations (`events` and its own expressions) given
+        `prefix`, so that several projections' folds fit in one statement."""
+        names = ("events", *_FOLD_RELATION.findall(self.fold))
+        return re.sub(rf"\b({'|'.join(names)})\b", rf"{prefix}\1", self.fold)
 
     async def apply(
         self, connection: AsyncConnection, events: Sequence[EventRecord]

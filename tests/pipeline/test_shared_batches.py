@@ -1,6 +1,7 @@
 """Group commit: the batches a worker's consumers submit in one step of the event loop, or
-while no transaction can start, go together in one transaction; at most two run at once; a
-combined batch that fails applies nothing and sends each batch back to be applied alone."""
+while no statement can start, go together in one statement; at most two run at once; a
+combined statement that fails applies nothing and sends each batch back to be applied alone;
+what it cannot apply in order is left to its own batch."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import uuid
 from asyncio import Task
 
 import pytest
+from asyncpg.exceptions import DataError
 from sqlalchemy import text
 
-from app.events import OrderShipped, RecordedEvent
-from app.pipeline.applier import BatchResult, Delivery, OutOfOrder
+from app.events import OrderPlaced, OrderShipped, PlacedLine, RecordedEvent
+from app.pipeline.applier import BatchResult, Delivery
 from app.pipeline.shared_batches import SharedBatches
 from app.projections.base import Projection
 from app.projections.change_keys import ChangeKey, KeyKind, order_key, parse, product_key
@@ -137,23 +139,51 @@ async def test_each_projection_of_a_shared_transaction_announces_its_own_changes
     assert str(order_key(event.event.aggregate_id)) not in for_products.changed  # type: ignore[union-attr]
 
 
-async def test_a_combined_batch_that_fails_applies_nothing_and_each_goes_alone(
+def overflowing() -> Delivery:
+    """An order whose quantity the order view's integer column cannot hold: its fold fails."""
+    line = PlacedLine(uuid.uuid4(), "SKU", "Thing", 100, 2**40)
+    event = OrderPlaced(uuid.uuid4(), uuid.uuid4(), "N", "n@example.com", (line,), 2**40, 100, NOW)
+    recorded = RecordedEvent(uuid.uuid4(), 1, NOW, event)
+    return Delivery("1-0", to_stream_fields(recorded, 1), recorded)
+
+
+async def test_a_combined_statement_that_fails_applies_nothing_and_each_goes_alone(
     stores: Stores,
 ) -> None:
     shared = SharedBatches(stores.read_engine)
-    first, poisoned, good = placed(), shipped_before_paid(), placed()
+    first, poisoned, good = placed(), overflowing(), placed()
     leading = await under_way(shared, ORDER_VIEW, first)
     results = await asyncio.gather(
         leading, shared.apply(ORDER_VIEW, [poisoned]), shared.apply(CATALOGUE, [good])
     )
     assert list(results[1:]) == [None, None]  # each applies its own alone
     assert await visible(stores, first) == [True]
-    assert await units_sold(stores, good) is None  # the combined transaction rolled back
-    # Alone, each finds its own outcome: the good one commits, the other is refused.
+    assert await units_sold(stores, good) is None  # the combined statement applied nothing
+    # Alone, each finds its own outcome: the good one commits, the other fails.
     assert (await shared.apply(CATALOGUE, [good])) is not None
     assert await units_sold(stores, good) == 2
-    with pytest.raises(OutOfOrder):
+    with pytest.raises(DataError, match="out of range"):
         await shared.apply(ORDER_VIEW, [poisoned])
+    assert await visible(stores, poisoned) == [False]
+
+
+async def test_what_the_statement_cannot_apply_in_order_is_left_to_its_own_batch(
+    stores: Stores,
+) -> None:
+    shared = SharedBatches(stores.read_engine)
+    first, early, good, also = placed(), shipped_before_paid(), placed(), placed()
+    leading = await under_way(shared, ORDER_VIEW, first)
+    results = await asyncio.gather(
+        leading,
+        shared.apply(ORDER_VIEW, [early, also]),
+        shared.apply(CATALOGUE, [good]),
+    )
+    left = [result.left if result else None for result in results]
+    assert left == [[], [early], []]  # the rest of the combined statement committed
+    assert await visible(stores, first, also) == [True, True]
+    assert await units_sold(stores, good) == 2
+    assert await visible(stores, early) == [False]
+    assert keys(results[1]) == {order_key(also.event.aggregate_id)}
 
 
 async def test_a_batch_cancelled_while_it_waits_is_not_applied(stores: Stores) -> None:
