@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 from asyncpg.exceptions import (
@@ -16,6 +19,9 @@ from sqlalchemy.engine import Dialect, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+log = logging.getLogger("app.adapters")
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(ConnectionError):
@@ -187,3 +193,37 @@ async def ping(engine: AsyncEngine) -> None:
 def driver_error(error: DBAPIError) -> BaseException | None:
     """The asyncpg exception behind a SQLAlchemy error (it carries the SQLSTATE and constraint)."""
     return error.orig.__cause__ if error.orig is not None else None
+
+
+# SQLSTATEs of a transaction that lost to a concurrent one and was rolled back: a deadlock,
+# a serialization failure, a lock it gave up waiting for. The same work may be done again.
+_LOST_A_RACE = frozenset({"40001", "40P01", "55P03"})
+
+
+def lost_a_race(error: BaseException) -> bool:
+    """Whether the error, from asyncpg or through SQLAlchemy, is a race lost to another
+    transaction (trying again is the remedy), not a fault of the work itself."""
+    seen: BaseException | None = error
+    for _ in range(4):  # SQLAlchemy's error, its adapted error, asyncpg's
+        if seen is None:
+            break
+        if getattr(seen, "sqlstate", None) in _LOST_A_RACE:
+            return True
+        seen = seen.orig if isinstance(seen, DBAPIError) else seen.__cause__
+    return False
+
+
+async def retry_lost_races(work: Callable[[], Awaitable[T]], what: str, attempts: int = 5) -> T:
+    """Run a transaction's work, again (after a short pause) each time it loses a race,
+    at most `attempts` times. Work whose statements lock several tables in an order
+    another transaction cannot share (DDL beside live statements) needs it."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await work()
+        except Exception as error:
+            if attempt == attempts or not lost_a_race(error):
+                raise
+            log.warning("%s lost a race (%s); trying again (%d of %d)",
+                        what, type(error).__name__, attempt + 1, attempts)  # fmt: skip
+            await asyncio.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")

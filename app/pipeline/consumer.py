@@ -11,6 +11,7 @@ from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.adapters.postgres import lost_a_race
 from app.adapters.redis import RedisClient
 from app.config.settings import Settings
 from app.events import UnknownEventError
@@ -40,8 +41,11 @@ Fetched = tuple[list[Entry], list[Delivery]]
 
 
 def is_transient(error: BaseException) -> bool:
-    """Infrastructure trouble (try the batch again later), not a poison event."""
+    """Infrastructure trouble or a race lost to another transaction (a deadlock beside a
+    rebuild's swap): try the batch again later. Not a poison event."""
     if isinstance(error, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    if lost_a_race(error):
         return True
     return isinstance(error, DBAPIError) and error.connection_invalidated
 

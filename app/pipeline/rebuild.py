@@ -28,6 +28,7 @@ from uuid import UUID
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.adapters.postgres import retry_lost_races
 from app.events.serialization import from_stream_fields
 from app.pipeline import event_log
 from app.pipeline.applier import Delivery, apply_batch
@@ -216,6 +217,15 @@ class _Shadow:
             await autocommit.execute(text(f'VACUUM (ANALYZE) "{self.shadow}"."{table.name}"'))
 
     async def swap(self) -> int:
+        """Catch the shadow up and put it in the live tables' place. Statements of live
+        appliers prepared before the swap lock the old tables by identity, one at a time,
+        while the swap and the drop lock them all: a deadlock either side may lose, and
+        then does its part again (all of it rolled back)."""
+        caught_up = await retry_lost_races(self._swap, f"swapping {self.projection.name}")
+        await retry_lost_races(self._drop, f"dropping {self.projection.name}'s old tables")
+        return caught_up
+
+    async def _swap(self) -> int:
         applied = self.projection.applied.name
         async with self.read.begin() as connection:
             # Holds live appliers off (they lock guard rows); plain reads go on.
@@ -234,10 +244,12 @@ class _Shadow:
                 .where(projection_state.c.projection == self.projection.name)
                 .values(state="LIVE")
             )
+        return caught_up
+
+    async def _drop(self) -> None:
         async with self.read.begin() as connection:
             await connection.execute(text(f'DROP SCHEMA "{self.retired}" CASCADE'))
             await connection.execute(text(f'DROP SCHEMA "{self.shadow}" CASCADE'))
-        return caught_up
 
     async def _catch_up(self, connection: AsyncConnection) -> int:
         """Replay into the shadow every event the live guard has and the shadow lacks."""
