@@ -3,16 +3,18 @@
 Each partition has its own consumer, and below full load each reads one or two events at a
 time: every event then paid for a transaction of its own (begin, the guard, the upserts, the
 guard's advance, commit), which was most of a worker's CPU. Here the consumers take turns:
-whoever finds a turn free (two transactions at once, see TRANSACTIONS) leads one at once, with
+whoever finds a turn free (two statements at once, see TRANSACTIONS) leads one at once, with
 its own batch and those submitted in the same step of the event loop; batches that arrive
 while both turns are taken wait and go together in the next. Nothing waits for a batch to
 fill, so one event alone is applied as soon as it comes, and under load the batches grow by
-themselves.
+themselves. The combined batch of every projection is one statement (`apply_at_once`).
 
 Each consumer still reads, acknowledges and announces its own partition, and submits its next
 batch only after the last one committed, so an aggregate's events (one partition) stay in
-order. A combined batch that fails is not retried as a whole: every consumer applies its own
-batch alone, as before, and finds its own error.
+order. What the statement leaves (an aggregate parked, out of order, or written by another
+applier meanwhile) each consumer applies alone afterwards. A combined statement that fails is
+not retried as a whole: every consumer applies its own batch alone, as before, and finds its
+own error.
 """
 
 from __future__ import annotations
