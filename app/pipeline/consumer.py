@@ -22,20 +22,12 @@ from app.pipeline.cancellation import reraise_if_cancelling
 from app.pipeline.change_feed import announcement
 from app.pipeline.dead_letters import park_undecodable
 from app.pipeline.leases import Unit
+from app.pipeline.shared_acks import SharedAcks
 from app.pipeline.shared_batches import SharedBatches
 from app.projections.base import Projection
 
 log = logging.getLogger("app.projections")
 
-# Acknowledge, count what was acknowledged (for lag), and announce the changed keys, if
-# any, in one round trip. The channel is not a key: pub/sub reaches every node of a cluster.
-_ACK = """
-local n = redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 4))
-redis.call('INCRBY', KEYS[2], n)
-if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
-return n
-"""
-_ACK_CHUNK = 1000
 Entry = tuple[str, dict[str, str]]
 Fetched = tuple[list[Entry], list[Delivery]]
 
@@ -62,6 +54,7 @@ class PartitionConsumer:
         redis: RedisClient,
         engine: AsyncEngine,
         batches: SharedBatches | None = None,
+        acks: SharedAcks | None = None,
     ) -> None:
         self.projection = projection
         # Shared with the worker's other consumers (app/pipeline/runner.py).
@@ -76,7 +69,8 @@ class PartitionConsumer:
         self.acked = acked_key(settings.redis_prefix, unit.partition, projection.name)
         self.group = group_name(projection.name)
         self.channel = changes_channel(settings.redis_prefix)
-        self._ack = redis.register_script(_ACK)
+        # Shared with the worker's consumers of the same partition (app/pipeline/runner.py).
+        self.acks = acks or SharedAcks(redis, self.channel)
 
     async def run(self) -> None:
         """Until cancelled: take over what a previous holder left, then read new entries.
@@ -260,9 +254,6 @@ class PartitionConsumer:
 
     async def acknowledge(self, entry_ids: Sequence[str], announcement: str = "") -> None:
         """XACK after the commit, count what was acknowledged (for lag), and then announce
-        what changed (with the last chunk)."""
-        for start in range(0, len(entry_ids), _ACK_CHUNK):
-            chunk = entry_ids[start : start + _ACK_CHUNK]
-            last = start + _ACK_CHUNK >= len(entry_ids)
-            args = [self.group, self.channel, announcement if last else "", *chunk]
-            await self._ack(keys=[self.stream, self.acked], args=args)
+        what changed: with the other projections' consumers of this partition, in one round
+        trip (`SharedAcks`)."""
+        await self.acks.acknowledge(self.stream, self.group, self.acked, entry_ids, announcement)

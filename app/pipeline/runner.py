@@ -18,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.redis import RedisClient
 from app.config.settings import Settings
+from app.events.streams import changes_channel
 from app.pipeline.cancellation import where_stuck
 from app.pipeline.consumer import PartitionConsumer
 from app.pipeline.leases import Leases, Unit
+from app.pipeline.shared_acks import SharedAcks
 from app.pipeline.shared_batches import SharedBatches
 from app.projections.base import Projection
 
@@ -60,6 +62,8 @@ class ProjectionRunner:
         self.projections = {p.name: p for p in projections}
         # This worker's consumers apply their batches together (group commit).
         self.batches = SharedBatches(read_engine)
+        # And acknowledge together, one script call per partition (shared_acks.py).
+        self.acks = SharedAcks(redis, changes_channel(settings.redis_prefix))
         self.read_engine = read_engine
         self.redis = redis
         self.settings = settings
@@ -74,7 +78,7 @@ class ProjectionRunner:
         """What runs while this worker holds the unit's lease."""
         return PartitionConsumer(
             self.projections[unit.projection], unit, self.worker_id, self.settings,
-            self.redis, self.read_engine, self.batches,
+            self.redis, self.read_engine, self.batches, self.acks,
         ).run()  # fmt: skip
 
     async def run(self) -> None:
