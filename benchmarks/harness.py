@@ -152,14 +152,18 @@ def _cpu_seconds(api_pid: int | None) -> dict[tuple[int, float], tuple[str, floa
     ended children included (PostgreSQL's postmaster reaps the backends of closed
     connections), and of this process's ended children (the load generator)."""
     api = psutil.Process(api_pid) if api_pid else None
-    pipeline = {child.pid for child in api.children(recursive=True)} if api else set()
+    # `shop serve`'s children: the pipeline (`python -m app worker`) and, with SHOP_WORKERS,
+    # more API processes (uvicorn's workers).
+    children = api.children(recursive=True) if api else []
+    pipeline = {child.pid for child in children if "worker" in _cmdline(child)}
+    apis = {api_pid} | {child.pid for child in children} - pipeline
     ended = os.times()
     found = {(0, 0.0): ("load generator", ended.children_user + ended.children_system)}
     for process in psutil.process_iter(["name", "create_time"]):
         try:
             name = process.info["name"] or ""
-            if process.pid == api_pid:
-                kind = "API process"
+            if process.pid in apis:
+                kind = "API processes"
             elif process.pid in pipeline:
                 kind = "pipeline (relay, projectors)"
             elif name in _SERVER_KINDS:
@@ -174,11 +178,19 @@ def _cpu_seconds(api_pid: int | None) -> dict[tuple[int, float], tuple[str, floa
     return found
 
 
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return list(map(str, process.cmdline()))
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
+
+
 @contextlib.contextmanager
 def cpu_meter(api_pid: int | None = None) -> Iterator[dict[str, float]]:
     """CPU seconds each kind of process spent during the block, filled in on exit: the API
-    process and its children (the pipeline), PostgreSQL, Redis, and the load generator
-    (wrk or pgbench, run by this process). Meant for runs whose connections stay open."""
+    processes (`shop serve` and its uvicorn workers), the pipeline, PostgreSQL, Redis, and
+    the load generator (wrk or pgbench, run by this process). Meant for runs whose
+    connections stay open."""
     spent: dict[str, float] = {}
     before = _cpu_seconds(api_pid)
     yield spent

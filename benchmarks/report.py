@@ -77,9 +77,11 @@ def _write(write: dict[str, Any], targets: list[str]) -> list[str]:
         "## 1. Write path: placeOrder with 3 lines",
         "",
         f"{write['dataset'].customers:,} customers, {write['dataset'].products:,} products. "
-        "The service (`shop serve`, one API process) against pgbench running the same SQL "
-        "transaction on the same database; the service twice, as it runs by default and with "
-        "its relay and projectors on the API's event loop (`SHOP_PIPELINE_PROCESS=false`).",
+        "The service (`shop serve`) against pgbench running the same SQL transaction on the "
+        "same database; the service three times: as it runs by default (one API process, the "
+        "relay and projectors in a child process), with the relay and projectors on the "
+        "API's event loop (`SHOP_PIPELINE_PROCESS=false`), and scaled out on this machine "
+        "(two API processes, `SHOP_WORKERS=2`). The targets are the default's.",
         "",
         "| shop serve | clients | shop mutations/s | p50 ms | p99 ms | failed | pgbench tx/s "
         "| p50 ms | p99 ms | shop / pgbench |",
@@ -96,7 +98,7 @@ def _write(write: dict[str, Any], targets: list[str]) -> list[str]:
                 f"{_n(pg.p50_ms, 1)} | {_n(pg.p99_ms, 1)} | {ratio:.0%} |"
             )
     memory = ", ".join(f"{_n(s['rss_mib'])} MiB ({n})" for n, s in write["servers"].items())
-    lines += ["", f"API process memory after the runs: {memory}.", ""]
+    lines += ["", f"`shop serve` memory after the runs (its processes together): {memory}.", ""]
     lines += _cpu_per_request(write)
     default = next(iter(write["servers"].values()))["loads"]
     if 16 in default and 1 in default:

@@ -159,11 +159,15 @@ async def run(servers: StoreServers, size: Size) -> dict[str, object]:
     return results
 
 
-# The default `shop serve` (the relay and projectors in a child process), and the same with
-# them on the API's event loop, as before SHOP_PIPELINE_PROCESS.
+# The default `shop serve` (the relay and projectors in a child process); the same with
+# them on the API's event loop, as before SHOP_PIPELINE_PROCESS; and scaled out on this
+# machine: two API processes (uvicorn workers) beside the pipeline's process.
 SERVERS: dict[str, dict[str, str]] = {
     "relay and projectors in a child process (default)": {},
     "relay and projectors on the API's event loop": {"SHOP_PIPELINE_PROCESS": "false"},
+    "scaled out: two API processes (`SHOP_WORKERS=2`), the pipeline in a third": {
+        "SHOP_WORKERS": "2"
+    },
 }
 DEFAULT = next(iter(SERVERS))
 
