@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from app.events.text import storable
+from app.write import write_set
 from app.write.commands import Command
 from app.write.domain.errors import ErrorCode, reject
 
@@ -66,23 +67,33 @@ def checked_id(command: Command) -> str:
 
 
 class IdempotencyRecords:
-    """The stored results of commands that carried a commandId."""
+    """The stored results of commands that carried a commandId.
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    A new record goes in with the command's writes, in its one write statement, and only if
+    no record of that (caller, id) is there: two concurrent commands of one caller with one
+    id cannot both commit. The one that finds a record there writes nothing and runs again
+    (app/write/write_set.py), and then finds the other's result."""
+
+    def __init__(self, connection: asyncpg.Connection, *, locking: bool = True) -> None:
         self.connection = connection
+        self.locking = locking
+        self.new: list[tuple[str, str, str, str, str, datetime]] = []
 
     async def find(self, caller: str, command: Command) -> dict[str, Any] | None:
         """The first result of this caller's command, or None if its id is new to the caller.
-        Takes a transaction-scoped lock on (caller, id) first, so two concurrent commands of
-        one caller with one id run one after the other and the second sees the first's result.
+        When locking, takes a transaction-scoped lock on (caller, id) first, so two concurrent
+        commands of one caller with one id run one after the other and the second sees the
+        first's result (rather than doing the work and finding out at the write).
         """
         command_id = checked_id(command)
-        # Equal pairs share a lock; pairs whose hashes collide merely wait for each other. The
-        # lock is a statement of its own: the read after it must see what the holder committed
-        # (a statement sees what was committed when it began).
-        await self.connection.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, hashtext($2)))", command_id, caller
-        )
+        if self.locking:
+            # Equal pairs share a lock; pairs whose hashes collide merely wait for each other.
+            # The lock is a statement of its own: the read after it must see what the holder
+            # committed (a statement sees what was committed when it began).
+            await self.connection.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, hashtext($2)))",
+                command_id, caller,
+            )  # fmt: skip
         row = await self.connection.fetchrow(
             "SELECT command_name, input_hash, result::text FROM idempotency "
             "WHERE command_id = $1 AND caller IN ($2, $3) "
@@ -94,14 +105,15 @@ class IdempotencyRecords:
         name, digest, result = row
         return Remembered(name, digest, json.loads(result)).replay(command)
 
-    async def remember(
+    def remember(
         self, caller: str, command: Command, result: dict[str, Any], now: datetime
     ) -> None:
         remembered = Remembered.of(command, result)
-        await self.connection.execute(
-            "INSERT INTO idempotency "
-            "(caller, command_id, command_name, input_hash, result, created_at) "
-            "VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
-            caller, command.command_id, remembered.command_name, remembered.input_hash,
+        self.new.append((
+            caller, checked_id(command), remembered.command_name, remembered.input_hash,
             json.dumps(remembered.result), now,
-        )  # fmt: skip
+        ))  # fmt: skip
+
+    def changes(self) -> write_set.Columns:
+        """The records to add, for the command's write statement."""
+        return write_set.columns(write_set.RECORDS, self.new)

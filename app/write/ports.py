@@ -41,7 +41,8 @@ class Products(Protocol):
         ...
 
     async def lock(self, product_ids: Iterable[UUID]) -> dict[UUID, Product]:
-        """Load the products that exist and keep others from changing them until commit."""
+        """Load the products that exist; others cannot change them before this command's
+        commit (they wait for its locks, or its commit fails and it runs again)."""
         ...
 
 
@@ -55,7 +56,8 @@ class Orders(Protocol):
         ...
 
     async def lock(self, order_id: UUID) -> Order | None:
-        """Load the order, if it exists, and keep others from changing it until commit."""
+        """Load the order, if it exists; others cannot change it before this command's
+        commit (as for products)."""
         ...
 
 
@@ -68,10 +70,11 @@ class CommandResults(Protocol):
         Rejected if the caller reused it."""
         ...
 
-    async def remember(
+    def remember(
         self, caller: str, command: Command, result: dict[str, Any], now: datetime
     ) -> None:
-        """Keep the result of this command, to hand back when the caller sends its id again."""
+        """Keep the result of this command (at commit, with its writes), to hand back when the
+        caller sends its id again."""
         ...
 
 

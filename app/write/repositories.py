@@ -1,5 +1,9 @@
-"""Repositories: load aggregates (locking what a command will change) and hand back what to
-write, for the command's one write statement (app/write/write_set.py).
+"""Repositories: load aggregates and hand back what to write, for the command's one write
+statement (app/write/write_set.py).
+
+What a command will change is loaded with a row lock when the unit of work locks (`locking`),
+and without one on a command's first attempt: then the write statement itself checks that
+each row is still as it was read, and the command runs again, locking, if one is not.
 
 The statements are plain SQL on the command's asyncpg connection, each prepared once per
 connection: a command pays a round trip per statement and nothing for building it. Their
@@ -23,8 +27,9 @@ from app.write.domain.product import Product
 class Repository:
     """Remembers every aggregate it handed out or was given, for the unit of work to store."""
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: asyncpg.Connection, *, locking: bool = True) -> None:
         self.connection = connection
+        self.for_update = " FOR UPDATE" if locking else ""
         self.new: list[Aggregate] = []
         self.loaded: dict[UUID, int] = {}  # id -> version when loaded
         self.seen: list[Aggregate] = []
@@ -68,6 +73,10 @@ class CustomerRepository(Repository):
 
 
 class ProductRepository(Repository):
+    def __init__(self, connection: asyncpg.Connection, *, locking: bool = True) -> None:
+        super().__init__(connection, locking=locking)
+        self.was: dict[UUID, tuple[int, int, int]] = {}  # id -> (price, stock, version) read
+
     async def sku_taken(self, sku: str) -> bool:
         query = "SELECT EXISTS (SELECT FROM products WHERE sku = $1)"
         return bool(await self.connection.fetchval(query, sku))
@@ -82,18 +91,20 @@ class ProductRepository(Repository):
         return int(await self.connection.fetchval(query, product_id) or 0)
 
     async def lock(self, product_ids: Iterable[UUID]) -> dict[UUID, Product]:
-        """Load and lock products, always in id order, so concurrent orders cannot deadlock."""
+        """Load products (locking them, always in id order, so concurrent orders cannot
+        deadlock), each remembered as it was read."""
         ids = sorted(set(product_ids))
         if not ids:
             return {}
         query = (
             "SELECT id, version, sku, name, price_cents, stock FROM products "
-            "WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
+            "WHERE id = ANY($1::uuid[]) ORDER BY id" + self.for_update
         )
         found = {}
         for row in await self.connection.fetch(query, ids):
             product = Product(*row)
             self._track(product)
+            self.was[product.id] = (product.price_cents, product.stock, product.version)
             found[product.id] = product
         return found
 
@@ -108,7 +119,7 @@ class ProductRepository(Repository):
             ),
             **write_set.columns(
                 write_set.CHANGED_PRODUCTS,
-                ((p.id, p.price_cents, p.stock, p.version)
+                ((p.id, p.price_cents, p.stock, p.version, *self.was[p.id])
                  for p in self.loaded_aggregates() if isinstance(p, Product)),
             ),
         }  # fmt: skip
@@ -122,10 +133,10 @@ class OrderRepository(Repository):
         return owner
 
     async def lock(self, order_id: UUID) -> Order | None:
-        """Load and lock one order with its lines."""
+        """Load one order with its lines (locking it; its lines never change)."""
         row = await self.connection.fetchrow(
             "SELECT id, version, customer_id, status, placed_at, cancel_reason FROM orders "
-            "WHERE id = $1 FOR UPDATE",
+            "WHERE id = $1" + self.for_update,
             order_id,
         )
         if row is None:
@@ -164,6 +175,7 @@ class OrderRepository(Repository):
             ),
             **write_set.columns(
                 write_set.CHANGED_ORDERS,
-                ((o.id, o.status.value, o.cancel_reason, o.version) for o in changed),
+                ((o.id, o.status.value, o.cancel_reason, o.version, self.loaded[o.id])
+                 for o in changed),
             ),
         }  # fmt: skip

@@ -124,9 +124,13 @@ async def test_metrics_report_the_pipeline_as_status_does(server: ServerUnderTes
     )
     async with httpx.AsyncClient() as client:
         await client.post(server.graphql_url, json={"query": mutation})
-        for _ in range(100):
+        # One scrape reads the outbox before the projections: the event may be applied
+        # by the time the projections are read and still counted unpublished a moment
+        # before (the relay marks it after the stream has it). Wait for both.
+        for _ in range(200):
             text = (await client.get(f"{server.base_url}/metrics")).text
-            if 'shop_projection_events_applied{projection="customer_summary"} 1.0' in text:
+            applied = 'shop_projection_events_applied{projection="customer_summary"} 1.0'
+            if applied in text and "shop_outbox_backlog 0.0" in text:
                 break
             await asyncio.sleep(0.05)
     assert 'shop_projection_events_applied{projection="customer_summary"} 1.0' in text

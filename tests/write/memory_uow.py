@@ -41,9 +41,12 @@ class MemoryStore:
     results: dict[tuple[str, str], Remembered] = field(default_factory=dict)
     events: list[RecordedEvent] = field(default_factory=list)
     commits: int = 0
+    locking: list[bool] = field(default_factory=list)  # of each unit of work opened
 
-    def unit_of_work(self) -> MemoryUnitOfWork:
-        """A new unit of work on this store (the executor's factory)."""
+    def unit_of_work(self, *, locking: bool = True) -> MemoryUnitOfWork:
+        """A new unit of work on this store (the executor's factory); `locking` is noted,
+        as nothing is shared here to lock."""
+        self.locking.append(locking)
         return MemoryUnitOfWork(self)
 
     def seed(self, *aggregates: Aggregate) -> None:
@@ -135,7 +138,7 @@ class MemoryResults:
         remembered = self.committed.get((caller, checked_id(command)))
         return remembered.replay(command) if remembered is not None else None
 
-    async def remember(
+    def remember(
         self, caller: str, command: Command, result: dict[str, Any], now: datetime
     ) -> None:
         self.new[(caller, checked_id(command))] = Remembered.of(command, result)

@@ -168,6 +168,7 @@ async def test_a_transient_failure_is_retried_and_the_retry_commits(
     assert handler.runs == 2
     assert store.commits == 1
     assert list(store.customers) == [accepted.aggregate_id]
+    assert store.locking == [False, True]  # the first attempt without locks, the retry with
 
 
 async def test_a_deadlock_on_every_attempt_is_raised_after_the_third() -> None:
@@ -177,6 +178,7 @@ async def test_a_deadlock_on_every_attempt_is_raised_after_the_third() -> None:
         await executor(store, handler).execute(REGISTER_ADA, ADMIN)
     assert handler.runs == 3
     assert store.commits == 0
+    assert store.locking == [False, True, True]
 
 
 async def test_a_database_error_that_is_not_transient_is_not_retried() -> None:
