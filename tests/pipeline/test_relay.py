@@ -27,6 +27,7 @@ from app.pipeline.event_log import unpublished
 from app.pipeline.relay import OutboxRelay, _Relaying
 from app.runtime.bootstrap import Stores, open_stores
 from app.runtime.worker import running_loops
+from app.write.outbox import NOTIFY_CHANNEL as NOTIFY
 from devtools.ports import free_port
 from tests.support.pipeline_waits import until_relayed
 
@@ -205,3 +206,34 @@ async def test_a_batch_redis_refused_is_read_and_sent_again(stores: Stores) -> N
         assert await relaying.relay() == 3
     assert await _published_positions(stores) == positions
     await down.aclose()
+
+
+async def test_a_busy_relay_gathers_before_its_next_pass_and_a_trickle_goes_at_once(
+    stores: Stores,
+) -> None:
+    # A window far longer than a pass and than the poll interval (the relay's fallback for a
+    # NOTIFY it missed, as at its start), so that waiting in it or not is plain to see.
+    settings = stores.settings.model_copy(
+        update={"relay_gather_ms": 3000, "relay_poll_interval_s": 1.0}
+    )
+    loop = asyncio.get_running_loop()
+
+    async def seconds_to_relay(events: int) -> float:
+        started = loop.time()
+        async with stores.write_engine.begin() as connection:
+            for _ in range(events):
+                await _log_event(connection)
+            await connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY})
+        await until_relayed(stores)
+        return loop.time() - started
+
+    async with running_loops([OutboxRelay(stores.write_engine, stores.redis, settings)]):
+        await until_relayed(stores)
+        alone = await seconds_to_relay(1)
+        await seconds_to_relay(2)  # one pass publishes both: the relay is busy
+        after_busy = await seconds_to_relay(1)
+        after_alone = await seconds_to_relay(1)
+    assert alone < 2.0
+    assert after_busy >= 2.9  # it waited for more to come
+    assert after_alone < 2.0  # that pass sent one event: no wait
+    assert len(await _published_positions(stores)) == 5
