@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     # Busy (its last pass published more than one event), the relay waits this long after
     # a wake-up before it reads, so that batches, and the projections' after them, stay
     # several events big under load; at a trickle it never waits. 0: never.
-    relay_gather_ms: float = Field(3.0, ge=0, le=100)
+    relay_gather_ms: float = Field(3.0, ge=0, le=1000)
     projector_batch_size: int = Field(500, ge=1, le=10_000)
     projector_max_attempts: int = Field(3, ge=1, le=20)
     lease_ttl_s: float = Field(10.0, ge=1, le=300)

@@ -359,7 +359,12 @@ async def test_the_api_killed_mid_mutations_commits_each_whole_or_not_and_retrie
     tmp_path: Path,
 ) -> None:  # fmt: skip
     rng = random.Random(9)
-    processes = ShopProcesses({**shop_env, "SHOP_LOG_LEVEL": "warning"}, tmp_path)
+    # Answers wait for the projections, and the relay, once busy, waits 1 s before each pass:
+    # answers come in waves with commands committed and unanswered in between, for the kill
+    # to catch. (Without it, commands that commit together are answered together, and the
+    # storm can be answered whole between two looks at the idempotency records.)
+    env = {**shop_env, "SHOP_LOG_LEVEL": "warning", "SHOP_RELAY_GATHER_MS": "1000"}
+    processes = ShopProcesses(env, tmp_path)
     try:
         port = free_port()
         first = processes.start("api-1", "serve", "--port", str(port))
