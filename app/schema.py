@@ -22,6 +22,7 @@ from app.config.settings import Role, Settings
 from app.graphql.errors import MaskUnexpectedErrors
 from app.graphql.role_rules import RULES_BY_ROLE
 from app.graphql.scalars import SCALARS
+from app.mutations.compiled import MutationCompiler
 from app.mutations.resolvers import Mutation
 from app.queries.compiled import Compiler
 from app.queries.resolvers import ReadModelQuery
@@ -95,10 +96,11 @@ def create_schema(role: Role = Role.ALL, limits: Limits | None = None) -> strawb
 def create_compiler(
     schema: strawberry.Schema, role: Role = Role.ALL, limits: Limits | None = None
 ) -> Compiler:
-    """The compiled read path of a schema, validating documents by the same rules."""
+    """The compiled path of a schema (queries, and mutations' own payload fields),
+    validating documents by the same rules."""
     limits = limits or Limits()
     rules = (*specified_rules, *validation_rules(role, limits))
-    return Compiler(schema, rules, limits.max_tokens)
+    return Compiler(schema, rules, limits.max_tokens, mutations=MutationCompiler(schema))
 
 
 schema = create_schema()

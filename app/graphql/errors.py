@@ -47,12 +47,7 @@ class MaskUnexpectedErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         request_id = current_request_id.get()
-        if isinstance(error.original_error, DatabaseUnavailable):
-            code = "UNAVAILABLE"
-            message = f"The store is unavailable; try again shortly (request id {request_id})."
-        else:
-            code = "INTERNAL"
-            message = f"Internal error; quote request id {request_id} when reporting it."
+        code, message = masked(error.original_error, request_id)
         return GraphQLError(
             message=message,
             nodes=error.nodes,
@@ -61,3 +56,14 @@ class MaskUnexpectedErrors(MaskErrors):
             path=error.path,
             extensions={"code": code, "requestId": request_id},
         )
+
+
+def masked(error: BaseException | None, request_id: str) -> tuple[str, str]:
+    """The code and message an unexpected error is shown with (the compiled mutation path,
+    app/mutations/compiled.py, shows its errors so too)."""
+    if isinstance(error, DatabaseUnavailable):
+        return (
+            "UNAVAILABLE",
+            f"The store is unavailable; try again shortly (request id {request_id}).",
+        )
+    return "INTERNAL", f"Internal error; quote request id {request_id} when reporting it."

@@ -10,20 +10,29 @@ from strawberry.types import Info
 from app.graphql.context import Context
 from app.mutations import inputs
 from app.mutations.payloads import CustomerPayload, OrderPayload, ProductPayload, accepted, rejected
+from app.security.principal import Principal
+from app.write.bus import CommandBus
 from app.write.commands import Command
 from app.write.domain.errors import Rejected
 
 P = TypeVar("P", CustomerPayload, ProductPayload, OrderPayload)
 
 
-async def dispatch(info: Info[Context, None], command: Command, payload: type[P]) -> P:
-    """Send a command on the bus and map its outcome to the payload type."""
-    context = info.context
+async def payload_of(
+    bus: CommandBus, principal: Principal | None, command: Command, payload: type[P]
+) -> P:
+    """Send a command on the bus and map its outcome to the payload type (here and on the
+    compiled mutation path, app/mutations/compiled.py)."""
     try:
-        outcome = await context.services.bus.dispatch(command, principal=context.principal)
+        outcome = await bus.dispatch(command, principal=principal)
     except Rejected as refusal:
         return rejected(payload, refusal.errors)
     return accepted(payload, outcome)
+
+
+async def dispatch(info: Info[Context, None], command: Command, payload: type[P]) -> P:
+    context = info.context
+    return await payload_of(context.services.bus, context.principal, command, payload)
 
 
 @strawberry.type

@@ -24,6 +24,7 @@ from app.pipeline.dead_letters import park_undecodable
 from app.pipeline.leases import Unit
 from app.pipeline.shared_acks import SharedAcks
 from app.pipeline.shared_batches import SharedBatches
+from app.pipeline.shared_reads import SharedReads
 from app.projections.base import Projection
 
 log = logging.getLogger("app.projections")
@@ -55,6 +56,7 @@ class PartitionConsumer:
         engine: AsyncEngine,
         batches: SharedBatches | None = None,
         acks: SharedAcks | None = None,
+        reads: SharedReads | None = None,
     ) -> None:
         self.projection = projection
         # Shared with the worker's other consumers (app/pipeline/runner.py).
@@ -71,6 +73,8 @@ class PartitionConsumer:
         self.channel = changes_channel(settings.redis_prefix)
         # Shared with the worker's consumers of the same partition (app/pipeline/runner.py).
         self.acks = acks or SharedAcks(redis, self.channel)
+        # Shared with the worker's consumers of the same projection (app/pipeline/runner.py).
+        self.reads = reads or SharedReads(redis)
 
     async def run(self) -> None:
         """Until cancelled: take over what a previous holder left, then read new entries.
@@ -151,12 +155,15 @@ class PartitionConsumer:
                 return
 
     async def read(self, backlog: bool) -> list[Entry]:
+        """Our own pending entries (`backlog`), or new ones: those wait up to a second, read
+        with the other partitions' consumers of this projection in one call (SharedReads)."""
+        count = self.settings.projector_batch_size
+        if not backlog:
+            return await self.reads.read(
+                self.group, self.consumer, self.stream, count, projection=self.projection.name
+            )
         reply: Any = await self.redis.xreadgroup(
-            self.group,
-            self.consumer,
-            {self.stream: "0" if backlog else ">"},
-            count=self.settings.projector_batch_size,
-            block=None if backlog else 1000,
+            self.group, self.consumer, {self.stream: "0"}, count=count
         )
         if not reply:
             return []

@@ -114,28 +114,34 @@ SELECT {partition_sql("aggregate_id", "$7")},
 FROM batch GROUP BY 1
 """
 
-# Adds a partition's entries to its stream (KEYS[1]), capped near ARGV[1] entries, and counts
-# them (KEYS[2]). ARGV[2] holds the entries, each its field values in STREAM_FIELD_NAMES order
-# separated by \x1f, the entries separated by \x1e: no value can hold either (the payload is
-# JSON, which escapes control characters; the others are ids, names, numbers and a time).
+# Adds each partition's entries to its stream (KEYS[2p - 1]), capped near ARGV[1] entries,
+# and counts them (KEYS[2p]). ARGV[p + 1] holds the p-th partition's entries, each its field
+# values in STREAM_FIELD_NAMES order separated by \x1f, the entries separated by \x1e: no
+# value can hold either (the payload is JSON, which escapes control characters; the others
+# are ids, names, numbers and a time). One call for every partition where one server holds
+# them all: readers blocked on several partitions (app/pipeline/shared_reads.py) then wake
+# to all of the batch at once, not to its first partition.
 _PUBLISH = f"""
-local data, at, count = ARGV[2], 1, 0
 local values = {{}}
-while true do
+for p = 1, #KEYS / 2 do
+  local data, at, count = ARGV[p + 1], 1, 0
+  while true do
     for i = 1, {len(STREAM_FIELD_NAMES) - 1} do
-        local stop = string.find(data, '\\31', at, true)
-        values[i] = string.sub(data, at, stop - 1)
-        at = stop + 1
+      local stop = string.find(data, '\\31', at, true)
+      values[i] = string.sub(data, at, stop - 1)
+      at = stop + 1
     end
     local stop = string.find(data, '\\30', at, true)
     values[{len(STREAM_FIELD_NAMES)}] = string.sub(data, at, (stop or 0) - 1)
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-        {", ".join(f"'{name}', values[{i + 1}]" for i, name in enumerate(STREAM_FIELD_NAMES))})
+    redis.call('XADD', KEYS[2 * p - 1], 'MAXLEN', '~', ARGV[1], '*',
+      {", ".join(f"'{name}', values[{i + 1}]" for i, name in enumerate(STREAM_FIELD_NAMES))})
     count = count + 1
     if not stop then break end
     at = stop + 1
+  end
+  redis.call('INCRBY', KEYS[2 * p], count)
 end
-return redis.call('INCRBY', KEYS[2], count)
+return #KEYS / 2
 """
 
 
@@ -291,19 +297,26 @@ class _Relaying:
         return _Cursor(row.through, row.snapshot)
 
     async def _publish(self, batch: Sequence[_Part]) -> list[Any]:
-        """XADD the batch, one script call per partition; return the partitions' epochs as
-        read just before, in the same round trip (a Redis that lost its data has none)."""
+        """XADD the batch, in one script call (one per partition on a Cluster); return the
+        partitions' epochs as read just before, in the same round trip (a Redis that lost its
+        data has none)."""
         prefix, partitions = self.settings.redis_prefix, self.settings.stream_partitions
         pipe = self.redis.pipeline(transaction=False)
         for partition in range(partitions):
             pipe.get(epoch_key(prefix, partition))
-        for part in batch:
+        # On a Cluster the partitions are in different slots: a call for each.
+        together = not self.settings.redis_cluster and len(batch) > 1
+        calls = [list(batch)] if together else [[part] for part in batch]
+        for parts in calls:
+            keys = [
+                key for part in parts for key in
+                (stream_key(prefix, part.partition), published_key(prefix, part.partition))
+            ]  # fmt: skip
             # EVAL, not EVALSHA: a cluster pipeline cannot load scripts, and Redis keeps the
             # compiled script by its digest anyway.
             pipe.eval(
-                _PUBLISH, 2,
-                stream_key(prefix, part.partition), published_key(prefix, part.partition),
-                self.settings.stream_max_len, part.entries,
+                _PUBLISH, len(keys), *keys, self.settings.stream_max_len,
+                *(part.entries for part in parts),
             )  # fmt: skip
         return list((await pipe.execute())[:partitions])
 

@@ -24,6 +24,7 @@ from app.pipeline.consumer import PartitionConsumer
 from app.pipeline.leases import Leases, Unit
 from app.pipeline.shared_acks import SharedAcks
 from app.pipeline.shared_batches import SharedBatches
+from app.pipeline.shared_reads import SharedReads
 from app.projections.base import Projection
 
 log = logging.getLogger("app.projections")
@@ -64,6 +65,9 @@ class ProjectionRunner:
         self.batches = SharedBatches(read_engine)
         # And acknowledge together, one script call per partition (shared_acks.py).
         self.acks = SharedAcks(redis, changes_channel(settings.redis_prefix))
+        # And read new entries together, one call per projection (shared_reads.py); on a
+        # Cluster one call cannot span partitions (slots).
+        self.reads = SharedReads(redis, together=not settings.redis_cluster)
         self.read_engine = read_engine
         self.redis = redis
         self.settings = settings
@@ -78,7 +82,7 @@ class ProjectionRunner:
         """What runs while this worker holds the unit's lease."""
         return PartitionConsumer(
             self.projections[unit.projection], unit, self.worker_id, self.settings,
-            self.redis, self.read_engine, self.batches, self.acks,
+            self.redis, self.read_engine, self.batches, self.acks, self.reads,
         ).run()  # fmt: skip
 
     async def run(self) -> None:

@@ -1,15 +1,17 @@
-"""Shared acknowledgements: a worker's consumers of one partition acknowledge together.
+"""Shared acknowledgements: a worker's consumers acknowledge together.
 
 Each projection reads a partition through its own consumer group, so one stream entry is
 read, applied and acknowledged once per projection. The applying is already shared (one
 group-commit statement, `shared_batches.py`); the acknowledgements were four Redis round
 trips per entry. The consumers that one statement released resume in the same step of the
-event loop, so what they submit in that step goes in one script call: per consumer, `XACK`
-on its group, the count of what was acknowledged (for lag), and its announcement. One call
-touches one partition's keys only (one hash slot: a Redis Cluster takes it).
+event loop, so what they submit in that step goes in one script call per partition: per
+consumer, `XACK` on its group, the count of what was acknowledged (for lag), and its
+announcement; and the calls of every partition in one round trip (a pipeline). One call
+touches one partition's keys only (one hash slot: a Redis Cluster takes it, sending each
+call to its node).
 
-Every acknowledgement follows its own commit, as before; one that fails fails every
-consumer of the call, and each reads its pending entries again (the guards skip them).
+Every acknowledgement follows its own commit, as before; a call that fails fails every
+consumer of its partition, and each reads its pending entries again (the guards skip them).
 """
 
 from __future__ import annotations
@@ -50,12 +52,12 @@ class _Ack:
 
 
 class SharedAcks:
-    """The acknowledgements of a worker's consumers, one script call per partition and step
-    of the event loop."""
+    """The acknowledgements of a worker's consumers: one script call per partition, all the
+    partitions of one step of the event loop in one round trip (a pipeline)."""
 
     def __init__(self, redis: RedisClient, channel: str) -> None:
+        self.redis = redis
         self.channel = channel
-        self._script = redis.register_script(_ACK)
         self._waiting: dict[str, list[_Ack]] = {}  # by stream
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -63,40 +65,47 @@ class SharedAcks:
         self, stream: str, group: str, acked: str, entry_ids: Sequence[str], announcement: str
     ) -> None:
         """XACK `entry_ids` for `group`, add their number to `acked`, then publish the
-        announcement (unless empty), with what other consumers of the stream submit in this
-        step. Returns once Redis has done it; raises what the call raised."""
+        announcement (unless empty), with what other consumers submit in this step. Returns
+        once Redis has done it; raises what the call for this stream raised."""
         ack = _Ack(group, acked, entry_ids, announcement)
-        waiting = self._waiting.setdefault(stream, [])
-        waiting.append(ack)
-        if len(waiting) == 1:
+        if not self._waiting:
             # Sent in its own task: a consumer cancelled meanwhile does not take the others'
             # acknowledgements with it (its batch committed: acknowledging it is right).
-            task = asyncio.create_task(self._send(stream), name=f"acknowledge {stream}")
+            task = asyncio.create_task(self._send(), name="acknowledge")
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
+        self._waiting.setdefault(stream, []).append(ack)
         await ack.done
 
-    async def _send(self, stream: str) -> None:
-        acks = self._waiting.pop(stream)
-        keys, args = [stream], [self.channel]
-        for ack in acks:
-            ids = list(ack.entry_ids)
-            for start in range(0, len(ids), ACK_CHUNK):
-                last = start + ACK_CHUNK >= len(ids)
-                chunk = ids[start : start + ACK_CHUNK]
-                keys.append(ack.acked)
-                args += [ack.group, ack.announcement if last else "", str(len(chunk)), *chunk]
+    async def _send(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        pipe = self.redis.pipeline(transaction=False)
+        for stream, acks in waiting.items():
+            keys, args = [stream], [self.channel]
+            for ack in acks:
+                ids = list(ack.entry_ids)
+                for start in range(0, len(ids), ACK_CHUNK):
+                    last = start + ACK_CHUNK >= len(ids)
+                    chunk = ids[start : start + ACK_CHUNK]
+                    keys.append(ack.acked)
+                    args += [ack.group, ack.announcement if last else "", str(len(chunk)), *chunk]
+            # EVAL, not EVALSHA: a cluster pipeline cannot load scripts, and Redis keeps the
+            # compiled script by its digest anyway.
+            pipe.eval(_ACK, len(keys), *keys, *args)
         try:
-            await self._script(keys=keys, args=args)
+            results = await pipe.execute(raise_on_error=False)
         except Exception as error:
-            for ack in acks:
-                if not ack.done.done():
-                    ack.done.set_exception(error)
-            return
+            results = [error] * len(waiting)
         except BaseException:  # cancelled (the worker stops): so are its consumers' waits
-            for ack in acks:
-                ack.done.cancel()
+            for acks in waiting.values():
+                for ack in acks:
+                    ack.done.cancel()
             raise
-        for ack in acks:
-            if not ack.done.done():
-                ack.done.set_result(None)
+        for acks, result in zip(waiting.values(), results, strict=True):
+            for ack in acks:
+                if ack.done.done():
+                    continue
+                if isinstance(result, Exception):
+                    ack.done.set_exception(result)
+                else:
+                    ack.done.set_result(None)

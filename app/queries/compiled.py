@@ -9,11 +9,13 @@ statement, after any `consistentWith` waits, and sends PostgreSQL's JSON text as
 
 The plan covers the read-model fields of Query (order, orders, customer, customers, product,
 products, salesReport, and `__typename`) and fragments and literal @skip/@include on them.
-Everything else (introspection, `projections`, variable directives, mutations) and every
+Everything else (introspection, `projections`, variable directives) and every
 request that would end in an error (a bad argument, a refused caller, a malformed token)
 goes to the reference executor, which words the error: `Fallback`. So the compiled path
 never answers differently from strawberry; tests/read/test_compiled_queries.py checks it does
-not, shape by shape, against the reference.
+not, shape by shape, against the reference. Mutations are planned by
+app/mutations/compiled.py (`MutationPlanner`), handed in by app/schema.py: this module, on the
+read side, does not import the write side.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from graphql import (
     BooleanValueNode,
@@ -95,6 +97,35 @@ class Fallback(Exception):
     """This request is for the reference executor (it words errors, and covers everything)."""
 
 
+class Answered(Exception):
+    """The whole response body, errors included: for a request that may have written (a
+    mutation whose command ran), which the reference executor must not run again."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__("answered")
+        self.body = body
+
+
+class Answering(Protocol):
+    """What a compiled operation does for each request."""
+
+    async def data(
+        self,
+        services: Services,
+        context: Callable[[], Context],
+        variables: Any,
+        principal: Principal | None,
+    ) -> str:
+        """The response's `data` as JSON text; `Fallback` for the reference executor,
+        `Answered` for a response with errors that only this path may give."""
+        ...
+
+
+MutationPlanner = Callable[[DocumentNode, OperationDefinitionNode], Answering]
+"""A mutation operation to its plan, or NotCompilable (app/mutations/compiled.py: the read
+side does not import the write side; the schema hands the planner in)."""
+
+
 class NotCompilable(Exception):
     """This document has something the compiled path does not cover."""
 
@@ -153,6 +184,10 @@ class Statement:
 # ------------------------------------------------------------------ selections
 
 
+def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+
 def _included(node: FieldNode | InlineFragmentNode | FragmentSpreadNode) -> bool:
     for directive in node.directives or ():
         name = directive.name.value
@@ -188,7 +223,7 @@ def _collect(
                 _collect(fragment.selection_set, fragments, type_name, into)
 
 
-def _fields(
+def fields_of(
     selection_sets: Sequence[SelectionSetNode],
     fragments: Mapping[str, FragmentDefinitionNode],
     parent: GraphQLObjectType,
@@ -209,7 +244,7 @@ def _fields(
         children: tuple[Field, ...] = ()
         if isinstance(named, GraphQLObjectType):
             sets = [node.selection_set for node in nodes if node.selection_set is not None]
-            children = _fields(sets, fragments, named)
+            children = fields_of(sets, fragments, named)
         result.append(Field(key, name, tuple(nodes), definition, children))
     return tuple(result)
 
@@ -578,7 +613,7 @@ class Plan:
         return text
 
 
-class _InputConverter:
+class InputConverter:
     """strawberry's `convert_argument` for the filter inputs, with each input type's fields
     looked up once: strawberry resolves every field's name and type on every call, which
     was a tenth of a compiled request's time. The same kwargs, so the same input object."""
@@ -630,17 +665,19 @@ class Compiler:
         rules: Sequence[type[ASTValidationRule]],
         max_tokens: int,
         capacity: int = PLAN_CACHE_SIZE,
+        mutations: MutationPlanner | None = None,
     ) -> None:
         self._strawberry = schema
         self._schema = schema._schema
         self._rules = tuple(rules)
         self._max_tokens = max_tokens
         self._capacity = capacity
-        self._plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+        self._mutations = mutations
+        self._plans: OrderedDict[tuple[str, str | None], Answering | None] = OrderedDict()
         registry, config = schema.schema_converter.scalar_registry, schema.config
-        self._convert = _InputConverter(registry, config)
+        self._convert = InputConverter(registry, config)
 
-    def plan(self, query: str, operation_name: str | None) -> Plan | None:
+    def plan(self, query: str, operation_name: str | None) -> Answering | None:
         """The plan of an operation, or None when the reference executor must run it."""
         key = (query, operation_name)
         if key in self._plans:
@@ -652,7 +689,7 @@ class Compiler:
             self._plans.popitem(last=False)
         return plan
 
-    def _compile(self, query: str, operation_name: str | None) -> Plan | None:
+    def _compile(self, query: str, operation_name: str | None) -> Answering | None:
         try:
             document = parse(query, max_tokens=self._max_tokens)
         except GraphQLError:
@@ -660,9 +697,13 @@ class Compiler:
         if validate_document(self._schema, document, self._rules):
             return None
         operation = get_operation_ast(document, operation_name)
-        if operation is None or operation.operation is not OperationType.QUERY:
+        if operation is None:
             return None
         try:
+            if operation.operation is OperationType.MUTATION and self._mutations is not None:
+                return self._mutations(document, operation)
+            if operation.operation is not OperationType.QUERY:
+                return None
             fields = self._root_fields(document, operation)
         except NotCompilable:
             return None
@@ -674,12 +715,9 @@ class Compiler:
     def _root_fields(
         self, document: DocumentNode, operation: OperationDefinitionNode
     ) -> tuple[Field, ...]:
-        fragments = {
-            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-        }
         query_type = self._schema.query_type
         assert query_type is not None
-        fields = _fields([operation.selection_set], fragments, query_type)
+        fields = fields_of([operation.selection_set], fragments_of(document), query_type)
         for item in fields:
             if item.name != "__typename" and item.name not in _ROOT:
                 raise NotCompilable(item.name)

@@ -1,13 +1,16 @@
-"""POST /graphql for queries the compiled read path covers: one SQL statement, no strawberry.
+"""POST /graphql for operations the compiled path covers: no strawberry.
 
 The outermost of the app's middleware. A JSON POST to /graphql whose document the compiler
-covers (app/queries/compiled.py) is answered here with PostgreSQL's JSON text as it comes,
-wrapped in `{"data": ...}`, with its request id. Everything else goes on, body replayed,
-through the other middleware to strawberry's view (the reference executor): other paths,
-methods and media types, bodies without a Content-Length or over the limit, open-mode
-requests from beyond loopback, extensions, documents the compiler does not cover, and every
-request that ends in an error, which strawberry words. A failing read store goes there too,
-so its error is the one users already know.
+covers is answered here: a query (app/queries/compiled.py) with PostgreSQL's JSON text as it
+comes, a mutation (app/mutations/compiled.py) with its payload, each wrapped in
+`{"data": ...}`, with its request id. Everything else goes on, body replayed, through the
+other middleware to strawberry's view (the reference executor): other paths, methods and
+media types, bodies without a Content-Length or over the limit, open-mode requests from
+beyond loopback, extensions, documents the compiler does not cover, and every request that
+ends in an error, which strawberry words. A failing read store goes there too, so its error
+is the one users already know. The one exception: a mutation whose command was sent and then
+failed (the store unreachable mid-command) is answered here, as strawberry would word it,
+because running it again could run the command twice.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.config.logs import current_request_id
 from app.config.settings import Settings, is_loopback
 from app.graphql.context import Context
-from app.queries.compiled import Compiler, Fallback
+from app.queries.compiled import Answered, Compiler, Fallback
 from app.security.tokens import InvalidCredentials
 from app.web.body_limit import replay
 from app.web.request_id import HEADER, request_id_of
@@ -125,6 +128,8 @@ class CompiledQueries:
 
         try:
             data = await plan.data(services, context, request.get("variables"), principal)
+        except Answered as answered:  # a mutation's error: its command may have run
+            return answered.body
         except Fallback:
             return None
         except _STORE_FAILURES:

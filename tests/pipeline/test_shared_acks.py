@@ -1,6 +1,6 @@
-"""Shared acknowledgements: the consumers of one partition (one per projection) that
-acknowledge in the same step of the event loop do it in one script call, each entry
-acknowledged for its own group, counted for its own projection and announced once."""
+"""Shared acknowledgements: the consumers (one per projection and partition) that acknowledge
+in the same step of the event loop do it in one round trip, each entry acknowledged for its
+own group, counted for its own projection and announced once."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from app.runtime.bootstrap import Stores
 PROJECTIONS = ("order_view", "customer_summary", "daily_sales")
 
 
-async def _stream_read_by_every_group(stores: Stores, entries: int) -> tuple[str, list[str]]:
+async def _stream_read_by_every_group(
+    stores: Stores, entries: int, partition: int = 0
+) -> tuple[str, list[str]]:
     """A partition's stream with `entries` entries, read (pending) by each projection's group."""
     redis, prefix = stores.redis, stores.settings.redis_prefix
-    stream = stream_key(prefix, 0)
+    stream = stream_key(prefix, partition)
     pipe = redis.pipeline(transaction=False)
     for n in range(entries):
         pipe.xadd(stream, {"n": str(n)})
@@ -37,14 +39,14 @@ async def _pending(stores: Stores, stream: str, projection: str) -> int:
 
 
 class _Counted:
-    """The real script, with its calls counted."""
+    """The real client, with its round trips (pipelines sent) counted."""
 
-    def __init__(self, script: Any) -> None:
-        self.script, self.calls = script, 0
+    def __init__(self, redis: Any) -> None:
+        self.redis, self.calls = redis, 0
 
-    async def __call__(self, **arguments: Any) -> Any:
+    def pipeline(self, **options: Any) -> Any:
         self.calls += 1
-        return await self.script(**arguments)
+        return self.redis.pipeline(**options)
 
 
 async def test_acknowledgements_of_one_step_go_in_one_call_each_for_its_own_group(
@@ -52,8 +54,8 @@ async def test_acknowledgements_of_one_step_go_in_one_call_each_for_its_own_grou
 ) -> None:
     redis, prefix = stores.redis, stores.settings.redis_prefix
     stream, ids = await _stream_read_by_every_group(stores, 5)
-    acks = SharedAcks(redis, changes_channel(prefix))
-    counted = acks._script = _Counted(acks._script)
+    counted = _Counted(redis)
+    acks = SharedAcks(counted, changes_channel(prefix))  # type: ignore[arg-type]
     listener = redis.pubsub()
     await listener.subscribe(changes_channel(prefix))
     await listener.get_message(timeout=1)  # the subscription's confirmation
@@ -130,3 +132,33 @@ async def test_a_call_that_fails_fails_every_consumer_in_it(stores: Stores) -> N
 
     assert all(isinstance(outcome, ResponseError) for outcome in outcomes)
     assert "not an integer" in str(outcomes[0])
+
+
+async def test_partitions_of_one_step_go_in_one_round_trip_and_fail_apart(stores: Stores) -> None:
+    redis, prefix = stores.redis, stores.settings.redis_prefix
+    first, first_ids = await _stream_read_by_every_group(stores, 2, partition=1)
+    second, second_ids = await _stream_read_by_every_group(stores, 3, partition=2)
+    counted = _Counted(redis)
+    acks = SharedAcks(counted, changes_channel(prefix))  # type: ignore[arg-type]
+    broken = acked_key(prefix, 2, "daily_sales")
+    await redis.set(broken, "not a number")
+
+    outcomes = await asyncio.gather(
+        acks.acknowledge(first, group_name("order_view"), acked_key(prefix, 1, "order_view"),
+                         first_ids, ""),
+        acks.acknowledge(first, group_name("daily_sales"), acked_key(prefix, 1, "daily_sales"),
+                         first_ids, ""),
+        acks.acknowledge(second, group_name("order_view"), acked_key(prefix, 2, "order_view"),
+                         second_ids, ""),
+        acks.acknowledge(second, group_name("daily_sales"), broken, second_ids, ""),
+        return_exceptions=True,
+    )  # fmt: skip
+
+    assert counted.calls == 1
+    assert outcomes[:2] == [None, None]
+    assert all(isinstance(outcome, ResponseError) for outcome in outcomes[2:])
+    assert await _pending(stores, first, "order_view") == 0
+    assert await _pending(stores, first, "daily_sales") == 0
+    assert await redis.get(acked_key(prefix, 1, "order_view")) == "2"
+    assert await redis.get(acked_key(prefix, 1, "daily_sales")) == "2"
+    assert await redis.get(broken) == "not a number"
