@@ -1,9 +1,10 @@
 """The command path alone: placeOrder (three lines) run by the executor in this process, one
 command at a time, no HTTP, GraphQL or pipeline. Each round runs a block of orders the way
-the service does (the first attempt without locks, app/write/unit_of_work.py) and a block
-with every attempt locking (BEGIN, reads FOR UPDATE, write, COMMIT), alternately, so both
-see the same machine. Reported per command: the median latency, this process's CPU, and the
-CPU of the PostgreSQL backend that served it.
+the service does (the first attempt without locks, its customer and products remembered by
+the process: app/write/unit_of_work.py, app/write/remembered.py), a block reading them from
+the store on each first attempt, and a block with every attempt locking (BEGIN, reads FOR
+UPDATE, write, COMMIT), in turn, so all see the same machine. Reported per command: the
+median latency, this process's CPU, and the CPU of the PostgreSQL backend that served it.
 
 `python -m benchmarks.command_path --rounds 6 --orders 400` runs it alone."""
 
@@ -45,6 +46,7 @@ async def run(servers: StoreServers, rounds: int, orders: int) -> dict[str, list
     from app.write.authorization import command_rules
     from app.write.executor import CommandExecutor
     from app.write.handlers import HANDLERS
+    from app.write.remembered import Remembered
     from app.write.unit_of_work import PostgresUnitOfWork
 
     admin = Principal(UserRole.ADMIN, "bench")
@@ -53,10 +55,10 @@ async def run(servers: StoreServers, rounds: int, orders: int) -> dict[str, list
         pool = await postgres.create_pool(stores.write, pool_size=1, connect_timeout_s=10)
         locked: list[bool] = []
 
-        def executor(always_lock: bool) -> CommandExecutor:
+        def executor(always_lock: bool, memory: Remembered | None = None) -> CommandExecutor:
             def unit_of_work(*, locking: bool) -> PostgresUnitOfWork:
                 locked.append(locking or always_lock)
-                return PostgresUnitOfWork(pool, locking=locking or always_lock)
+                return PostgresUnitOfWork(pool, locking=locking or always_lock, memory=memory)
 
             return CommandExecutor(
                 unit_of_work=unit_of_work,
@@ -80,10 +82,15 @@ async def run(servers: StoreServers, rounds: int, orders: int) -> dict[str, list
             async with pool.acquire() as connection:
                 backend = int(await connection.fetchval("SELECT pg_backend_pid()"))
             rng = random.Random(7)
-            results: dict[str, list[Round]] = {"optimistic (the service)": [], "locking": []}
+            kinds = {
+                "optimistic, remembering (the service)": (False, Remembered()),
+                "optimistic, reading the store": (False, None),
+                "locking": (True, None),
+            }
+            results: dict[str, list[Round]] = {name: [] for name in kinds}
             for number in range(1, rounds + 1):
-                for name, always_lock in zip(results, (False, True), strict=True):
-                    run_with = executor(always_lock)
+                for name, (always_lock, memory) in kinds.items():
+                    run_with = executor(always_lock, memory)
                     latencies = []
                     locked.clear()
                     cpu, backend_cpu = time.process_time(), _process_cpu_s(backend)

@@ -35,6 +35,7 @@ from app.write.bus import CommandBus
 from app.write.executor import CommandExecutor
 from app.write.handlers import HANDLERS
 from app.write.instrumentation import CommandMetrics
+from app.write.remembered import Remembered
 from app.write.unit_of_work import PostgresUnitOfWork
 
 log = logging.getLogger("app.runtime.bootstrap")
@@ -189,7 +190,8 @@ def command_bus(
 ) -> CommandBus:
     """The bus: each command run by the executor on the write store, logged and measured."""
     executor = CommandExecutor(
-        unit_of_work=partial(PostgresUnitOfWork, write_pool),
+        # One memory per process, shared by its commands (app/write/remembered.py).
+        unit_of_work=partial(PostgresUnitOfWork, write_pool, memory=Remembered()),
         handlers=HANDLERS,
         policy=command_rules,
         token_key=token_key,

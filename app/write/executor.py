@@ -20,6 +20,7 @@ from app.events.consistency_token import (
 )
 from app.security.principal import Principal, caller_identity
 from app.write.commands import Command
+from app.write.domain.errors import Rejected
 from app.write.handlers import Handlers
 from app.write.ports import UnitOfWork
 
@@ -37,6 +38,10 @@ class UnitOfWorkFactory(Protocol):
 
 ATTEMPTS = 3
 _TRANSIENT = (DeadlockDetectedError, SerializationError)
+
+
+class _Unsure(Exception):
+    """A refusal decided on remembered rows, which may be stale."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ class CommandExecutor:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 return await self._attempt(command, principal, locking=attempt > 1)
+            except _Unsure:
+                continue  # refused on what the process remembered: decide on the store
             except _TRANSIENT as error:
                 # Row locks are always taken in one order, so deadlocks should not happen; if
                 # the server still reports one (or a serialization failure), run it all again.
@@ -116,7 +123,12 @@ class CommandExecutor:
             if earlier is not None:
                 outcome = Outcome.from_json(earlier)
             else:
-                aggregate = await self._handlers.handle(command, uow)
+                try:
+                    aggregate = await self._handlers.handle(command, uow)
+                except Rejected:
+                    if uow.remembered and not locking:
+                        raise _Unsure from None
+                    raise
                 outcome = Outcome(aggregate.id, aggregate.version, tuple(uow.produced()))
                 if idempotent:
                     uow.idempotency.remember(caller, command, outcome.to_json(), uow.clock())

@@ -95,6 +95,12 @@ class UnitOfWork(Protocol):
 
     def clock(self) -> datetime: ...
 
+    @property
+    def remembered(self) -> bool:
+        """Whether the command decided in part on what the process remembers rather than on
+        the store (app/write/remembered.py): then a refusal is not final."""
+        ...
+
     def produced(self) -> list[AggregateVersion]:
         """Each aggregate version the command's events will create."""
         ...

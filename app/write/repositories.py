@@ -11,7 +11,8 @@ columns are those of app/write/tables.py (the migrations' model of the write sto
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -22,14 +23,26 @@ from app.write.domain.aggregate import Aggregate
 from app.write.domain.customer import Customer
 from app.write.domain.order import Order, OrderStatus
 from app.write.domain.product import Product
+from app.write.remembered import Remembered
 
 
 class Repository:
     """Remembers every aggregate it handed out or was given, for the unit of work to store."""
 
-    def __init__(self, connection: asyncpg.Connection, *, locking: bool = True) -> None:
+    def __init__(
+        self,
+        connection: asyncpg.Connection,
+        *,
+        locking: bool = True,
+        memory: Remembered | None = None,
+    ) -> None:
         self.connection = connection
+        self.locking = locking
         self.for_update = " FOR UPDATE" if locking else ""
+        # What this process last knew (app/write/remembered.py), and whether a read came
+        # from there instead of the store.
+        self.memory = memory
+        self.from_memory = False
         self.new: list[Aggregate] = []
         self.loaded: dict[UUID, int] = {}  # id -> version when loaded
         self.seen: list[Aggregate] = []
@@ -49,12 +62,17 @@ class Repository:
 
 class CustomerRepository(Repository):
     async def get(self, customer_id: UUID) -> Customer | None:
-        row = await self.connection.fetchrow(
-            "SELECT id, version, email, name, registered_at FROM customers WHERE id = $1",
-            customer_id,
-        )
+        """The customer (remembered, if this process has read it: customers never change)."""
+        row = self.memory.customer(customer_id) if self.memory is not None else None
         if row is None:
-            return None
+            row = await self.connection.fetchrow(
+                "SELECT id, version, email, name, registered_at FROM customers WHERE id = $1",
+                customer_id,
+            )
+            if row is None:
+                return None
+            if self.memory is not None:
+                self.memory.keep_customers([row])
         customer = Customer(*row)
         self._track(customer)
         return customer
@@ -62,6 +80,11 @@ class CustomerRepository(Repository):
     async def email_taken(self, email: str) -> bool:
         query = "SELECT EXISTS (SELECT FROM customers WHERE email = $1)"
         return bool(await self.connection.fetchval(query, email))
+
+    def as_written(self) -> list[tuple[Any, ...]]:
+        """The new customers (for `Remembered`)."""
+        return [(c.id, c.version, c.email, c.name, c.registered_at)
+                for c in self.new if isinstance(c, Customer)]  # fmt: skip
 
     def changes(self) -> write_set.Columns:
         """The new customers, for the command's write statement (app/write/write_set.py)."""
@@ -73,8 +96,14 @@ class CustomerRepository(Repository):
 
 
 class ProductRepository(Repository):
-    def __init__(self, connection: asyncpg.Connection, *, locking: bool = True) -> None:
-        super().__init__(connection, locking=locking)
+    def __init__(
+        self,
+        connection: asyncpg.Connection,
+        *,
+        locking: bool = True,
+        memory: Remembered | None = None,
+    ) -> None:
+        super().__init__(connection, locking=locking, memory=memory)
         self.was: dict[UUID, tuple[int, int, int]] = {}  # id -> (price, stock, version) read
 
     async def sku_taken(self, sku: str) -> bool:
@@ -92,21 +121,35 @@ class ProductRepository(Repository):
 
     async def lock(self, product_ids: Iterable[UUID]) -> dict[UUID, Product]:
         """Load products (locking them, always in id order, so concurrent orders cannot
-        deadlock), each remembered as it was read."""
+        deadlock), each noted as it was read. Unlocked, from what this process remembers if
+        it remembers them all: the write statement checks them as it checks a read."""
         ids = sorted(set(product_ids))
         if not ids:
             return {}
-        query = (
-            "SELECT id, version, sku, name, price_cents, stock FROM products "
-            "WHERE id = ANY($1::uuid[]) ORDER BY id" + self.for_update
-        )
+        rows: Sequence[Sequence[Any]] | None = None
+        if not self.locking and self.memory is not None:
+            rows = self.memory.products(ids)
+            self.from_memory = rows is not None
+        if rows is None:
+            query = (
+                "SELECT id, version, sku, name, price_cents, stock FROM products "
+                "WHERE id = ANY($1::uuid[]) ORDER BY id" + self.for_update
+            )
+            rows = await self.connection.fetch(query, ids)
+            if self.memory is not None:
+                self.memory.keep_products(rows)
         found = {}
-        for row in await self.connection.fetch(query, ids):
+        for row in rows:
             product = Product(*row)
             self._track(product)
             self.was[product.id] = (product.price_cents, product.stock, product.version)
             found[product.id] = product
         return found
+
+    def as_written(self) -> list[tuple[Any, ...]]:
+        """Each product loaded or added, as the command leaves it (for `Remembered`)."""
+        return [(p.id, p.version, p.sku, p.name, p.price_cents, p.stock)
+                for p in self.seen if isinstance(p, Product)]  # fmt: skip
 
     def changes(self) -> write_set.Columns:
         """New products, and every locked one written back (an order changes stock without

@@ -6,7 +6,9 @@ the reads run on their own, without locks or a transaction, and the write statem
 transaction: it writes everything only if every row the command read is unchanged, and else
 fails with serialization_failure (app/write/write_set.py), on which the executor runs the
 command again, locking. A placeOrder takes three round trips instead of five, and holds no
-row lock while the API process works between them.
+row lock while the API process works between them; one, if the process remembers its
+customer and products (`memory`, app/write/remembered.py), which the write statement checks
+as it checks what was read.
 
 It runs on a plain asyncpg pool, not SQLAlchemy: a command is a handful of fixed statements,
 each prepared once per connection, and SQLAlchemy's work per statement (building the cache
@@ -29,6 +31,7 @@ from app.write import outbox, write_set
 from app.write.domain.aggregate import Aggregate
 from app.write.domain.errors import ErrorCode, Rejected, reject
 from app.write.idempotency import IdempotencyRecords
+from app.write.remembered import Remembered
 from app.write.repositories import CustomerRepository, OrderRepository, ProductRepository
 
 Clock = Callable[[], datetime]
@@ -49,10 +52,18 @@ class PostgresUnitOfWork:
 
     PostgreSQL out of reach, on connect or mid-statement, leaves it as DatabaseUnavailable."""
 
-    def __init__(self, pool: asyncpg.Pool, clock: Clock = utc_now, *, locking: bool) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        clock: Clock = utc_now,
+        *,
+        locking: bool,
+        memory: Remembered | None = None,
+    ) -> None:
         self._pool = pool
         self.clock = clock
         self.locking = locking
+        self.memory = memory  # what this process last knew (app/write/remembered.py)
         self._connection: asyncpg.Connection | None = None
 
     async def __aenter__(self) -> PostgresUnitOfWork:
@@ -68,9 +79,9 @@ class PostgresUnitOfWork:
                 if isinstance(error, Exception):
                     raise unavailable(error) or error from error
                 raise
-        locking = self.locking
-        self.customers = CustomerRepository(self._connection, locking=locking)
-        self.products = ProductRepository(self._connection, locking=locking)
+        locking, memory = self.locking, self.memory
+        self.customers = CustomerRepository(self._connection, locking=locking, memory=memory)
+        self.products = ProductRepository(self._connection, locking=locking, memory=memory)
         self.orders = OrderRepository(self._connection, locking=locking)
         self.idempotency = IdempotencyRecords(self._connection, locking=locking)
         return self
@@ -98,6 +109,12 @@ class PostgresUnitOfWork:
             # A broken connection is closed by the pool and replaced on the next acquire.
             await self._pool.release(connection)
 
+    @property
+    def remembered(self) -> bool:
+        """Whether what the command decided on came in part from this process's memory, not
+        from the store (products: customers never change)."""
+        return self.products.from_memory
+
     def touched(self) -> list[Aggregate]:
         """Every aggregate the command loaded or created, in that order."""
         return [*self.customers.seen, *self.products.seen, *self.orders.seen]
@@ -124,9 +141,25 @@ class PostgresUnitOfWork:
                 await self._connection.execute(write_set.WRITE, *parameters)
             if self.locking:
                 await self._connection.execute("COMMIT")
-        except asyncpg.UniqueViolationError as error:
-            raise _translate(error) from error
+        except BaseException as error:
+            self._forget(conflicted=isinstance(error, asyncpg.SerializationError))
+            if isinstance(error, asyncpg.UniqueViolationError):
+                raise _translate(error) from error
+            raise
+        if self.memory is not None:
+            self.memory.keep_products(self.products.as_written())
+            self.memory.keep_customers(self.customers.as_written())
+            if self.remembered:
+                self.memory.settled(conflicted=False)
         return events
+
+    def _forget(self, *, conflicted: bool) -> None:
+        """The write failed: what this process remembers of its products may be stale."""
+        if self.memory is None:
+            return
+        self.memory.forget_products(row[0] for row in self.products.as_written())
+        if self.remembered:
+            self.memory.settled(conflicted=conflicted)
 
 
 def _translate(error: asyncpg.UniqueViolationError) -> Rejected | asyncpg.UniqueViolationError:

@@ -40,8 +40,14 @@ def shop(shop_env: dict[str, str], tmp_path: Path) -> Iterator[ShopProcesses]:
 
 def pipeline_children(pid: int) -> list[psutil.Process]:
     """The `shop worker` children of a serve process."""
-    children = psutil.Process(pid).children()
-    return [c for c in children if c.cmdline()[-3:] == ["-m", "app", "worker"]]
+    found = []
+    for child in psutil.Process(pid).children():
+        try:
+            if child.cmdline()[-3:] == ["-m", "app", "worker"]:
+                found.append(child)
+        except psutil.NoSuchProcess:  # ended between the listing and the look
+            continue
+    return found
 
 
 async def one_child(pid: int, other_than: int | None = None, timeout_s: float = 20) -> int:

@@ -147,6 +147,8 @@ class MemoryResults:
 class MemoryUnitOfWork:
     """One command's changes, kept apart from the store until commit."""
 
+    remembered = False  # every read is from the store
+
     def __init__(self, store: MemoryStore, clock: Callable[[], datetime] = lambda: NOW) -> None:
         self.store = store
         self.clock = clock
