@@ -11,17 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import BenchError, log, mark_delivered, settle, shop_serve
-from benchmarks.seed import Dataset, sample_ids, seed
+from benchmarks.seed import Dataset, rebuild_all, sample_ids, seed
 from benchmarks.sizes import Size
 from devtools.stores import StoreServers, fresh_stores
 
 
 async def run(servers: StoreServers, size: Size, max_rate: float, **env: str) -> dict[str, Any]:
-    dataset = Dataset(orders=0, customers=size.write_customers, products=size.write_products)
+    dataset = Dataset(size.write_orders, size.write_customers, size.write_products)
     rate = max(1.0, round(max_rate / 2))
     async with fresh_stores(servers, "bench_lag") as stores:
         await seed(stores.write, dataset)
         await mark_delivered(stores)
+        await rebuild_all(stores)  # a shop with orders behind it (see Size.write_orders)
         data = Path(tempfile.gettempdir()) / f"{stores.prefix}.json"
         data.write_text(json.dumps(sample_ids(dataset)))
         async with shop_serve(stores, **env) as server:

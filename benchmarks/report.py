@@ -76,7 +76,8 @@ def _write(write: dict[str, Any], targets: list[str]) -> list[str]:
     lines = [
         "## 1. Write path: placeOrder with 3 lines",
         "",
-        f"{write['dataset'].customers:,} customers, {write['dataset'].products:,} products. "
+        f"{write['dataset'].customers:,} customers, {write['dataset'].products:,} products, "
+        f"{write['dataset'].orders:,} orders already placed (their read models built). "
         "The service (`shop serve`) against pgbench running the same SQL transaction on the "
         "same database; the service three times: as it runs by default (one API process, the "
         "relay and projectors in a child process), with the relay and projectors on the "

@@ -23,7 +23,7 @@ from benchmarks.harness import (
     write_lua_data,
     wrk,
 )
-from benchmarks.seed import Dataset, sample_ids, seed
+from benchmarks.seed import Dataset, rebuild_all, sample_ids, seed
 from benchmarks.sizes import Size
 from devtools.stores import StoreServers, StoreUrls, fresh_stores
 
@@ -135,11 +135,12 @@ def _one_line_per_command(script: str) -> str:
 
 
 async def run(servers: StoreServers, size: Size) -> dict[str, object]:
-    dataset = Dataset(orders=0, customers=size.write_customers, products=size.write_products)
+    dataset = Dataset(size.write_orders, size.write_customers, size.write_products)
     results: dict[str, object] = {"dataset": dataset}
     async with fresh_stores(servers, "bench_write") as stores:
         await seed(stores.write, dataset)
         await mark_delivered(stores)
+        await rebuild_all(stores)  # a shop with orders behind it (see Size.write_orders)
         data = Path(tempfile.gettempdir()) / f"{stores.prefix}.lua"
         ids = sample_ids(dataset)
         write_lua_data(data, customers=ids["customers"], products=ids["products"])
