@@ -82,7 +82,9 @@ def _write(write: dict[str, Any], targets: list[str]) -> list[str]:
         "same database; the service three times: as it runs by default (one API process, the "
         "relay and projectors in a child process), with the relay and projectors on the "
         "API's event loop (`SHOP_PIPELINE_PROCESS=false`), and scaled out on this machine "
-        "(two API processes, `SHOP_WORKERS=2`). The targets are the default's.",
+        "(two API processes, `SHOP_WORKERS=2`); and, as a ceiling, its command path alone "
+        "(`SHOP_ROLE=command`: nothing relayed or projected, so no read side to pay for). "
+        "The targets are the default's.",
         "",
         "| shop serve | clients | shop mutations/s | p50 ms | p99 ms | failed | pgbench tx/s "
         "| p50 ms | p99 ms | shop / pgbench |",
