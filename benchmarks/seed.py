@@ -195,12 +195,12 @@ def _order(
     placed = start + timedelta(seconds=dataset.customers + 10 + n * (89 * 86400 // dataset.orders))
     picks = rng.sample(range(1, dataset.products + 1), 3)
     placed_lines = tuple(
-        PlacedLine(product_id(p), products[p - 1][1], products[p - 1][2], products[p - 1][3],
-                   rng.randrange(1, 4))
+        PlacedLine.priced(product_id(p), products[p - 1][1], products[p - 1][2],
+                          products[p - 1][3], rng.randrange(1, 4))
         for p in picks
     )  # fmt: skip
     items = sum(line.quantity for line in placed_lines)
-    total = sum(line.total_cents for line in placed_lines)
+    total = sum(line.line_total_cents for line in placed_lines)
     outbox.add(
         OrderPlaced(oid, cid, f"Customer {c}", f"customer{c}@example.com", placed_lines, items,
                     total, placed),

@@ -12,6 +12,7 @@ from uuid import UUID
 from pydantic import TypeAdapter
 
 from app.events.types import EVENT_TYPES, Event
+from app.events.upcasting import raise_to
 
 _ADAPTERS: dict[str, tuple[type[Event], TypeAdapter[Any]]] = {
     cls.type_name(): (cls, TypeAdapter(cls)) for cls in EVENT_TYPES
@@ -86,18 +87,42 @@ def encode(event: Event) -> dict[str, Any]:
 
 
 def decode_json(event_type: str, schema_version: int, payload: str | bytes) -> Event:
-    """Rebuild an event from its payload's JSON text, parsed and validated in one pass;
-    refuse types and versions we do not know."""
+    """Rebuild an event from its payload's JSON text (an older version upcast), parsed and
+    validated in one pass; refuse types and versions we do not know."""
     try:
-        cls, adapter = _ADAPTERS[event_type]
+        _, adapter = _ADAPTERS[event_type]
     except KeyError:
         raise UnknownEventError(f"unknown event type {event_type!r}") from None
-    if schema_version != cls.schema_version:
-        raise UnknownEventError(
-            f"{event_type} schema version {schema_version} (this code reads {cls.schema_version})"
-        )
-    event: Event = adapter.validate_json(payload)
+    event: Event = adapter.validate_json(upcast_json(event_type, schema_version, payload))
     return event
+
+
+def current_version(event_type: str) -> int:
+    """The schema version this code writes and reads `event_type` in; UnknownEventError for a
+    type it does not know."""
+    try:
+        cls, _ = _ADAPTERS[event_type]
+    except KeyError:
+        raise UnknownEventError(f"unknown event type {event_type!r}") from None
+    return cls.schema_version
+
+
+def upcast_json(event_type: str, schema_version: int, payload: str | bytes) -> str | bytes:
+    """A payload written as `schema_version`, as JSON text of the current version: as it is
+    if it is current, raised through the type's upcasts if older (app/events/upcasting.py).
+    UnknownEventError for a version this code cannot read: newer than it, or below 1."""
+    current = current_version(event_type)
+    if schema_version == current:
+        return payload
+    if schema_version > current:
+        raise UnknownEventError(
+            f"{event_type} schema version {schema_version} is newer than this code, which "
+            f"reads up to v{current}: it waits for an upgrade of this service"
+        )
+    if schema_version < 1:
+        raise UnknownEventError(f"{event_type} schema version {schema_version}")
+    cls, _ = _ADAPTERS[event_type]
+    return _compact(raise_to(cls.upcasts, current, schema_version, json.loads(payload)))
 
 
 # The flat fields of a stream entry, in the order `stream_fields` and the relay's SQL give them.
@@ -179,9 +204,10 @@ _AGGREGATE_TYPES = {name: cls.aggregate_type for name, (cls, _) in _ADAPTERS.ite
 
 
 def from_stream_fields(fields: Mapping[str, str]) -> StreamedEvent:
-    """The event a stream entry carries; UnknownEventError for an entry this code cannot
-    read: an unknown type or schema version, a missing or malformed envelope field, or an
-    aggregate that is not the type's. The payload is checked when the event is decoded: the
+    """The event a stream entry carries, in the current shape of its type (an older one is
+    upcast); UnknownEventError for an entry this code cannot read: an unknown type, a schema
+    version newer than this code, a missing or malformed envelope field, or an aggregate that
+    is not the type's. The payload is checked when the event is decoded: the
     folds refuse a payload that is not JSON, which parks the entry after its retries."""
     try:
         event_type = fields["type"]
@@ -190,21 +216,18 @@ def from_stream_fields(fields: Mapping[str, str]) -> StreamedEvent:
         raise UnknownEventError(f"unknown event type {fields.get('type')!r}") from None
     try:
         schema_version = int(fields["schema"])
-        if schema_version != cls.schema_version:
-            raise UnknownEventError(
-                f"{event_type} schema version {schema_version} (this code reads "
-                f"{cls.schema_version})"
-            )
         aggregate_type = fields["aggregate"]
         if aggregate_type != _AGGREGATE_TYPES[event_type]:
             raise UnknownEventError(f"{event_type} of a {aggregate_type!r} aggregate")
         payload = fields["payload"]
         if not isinstance(payload, str):
             raise TypeError(f"payload is {type(payload).__name__}, not text")
+        if schema_version != cls.schema_version:  # an older event is read in today's shape
+            payload = str(upcast_json(event_type, schema_version, payload))
         return StreamedEvent(
             UUID(hex=fields["id"]),
             event_type,
-            schema_version,
+            cls.schema_version,
             aggregate_type,
             UUID(hex=fields["aggregate_id"]),
             int(fields["version"]),

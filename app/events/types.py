@@ -13,13 +13,18 @@ from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
 
+from app.events.upcasting import Upcast, lines_gain
+
 
 @dataclass(frozen=True)
 class Event:
     """Something that happened to one aggregate."""
 
     aggregate_type: ClassVar[str]
+    # The shape this code writes, and the steps from each older one to the next: see
+    # app/events/upcasting.py. A type's schema_version is len(upcasts) + 1.
     schema_version: ClassVar[int] = 1
+    upcasts: ClassVar[tuple[Upcast, ...]] = ()
 
     @property
     def aggregate_id(self) -> UUID:
@@ -91,21 +96,37 @@ class ProductRestocked(ProductEvent):
 
 @dataclass(frozen=True)
 class PlacedLine:
-    """One order line as it was when the order was placed."""
+    """One order line as it was when the order was placed, with what it costs: the read
+    models copy the line total, they do not price the line again."""
 
     product_id: UUID
     sku: str
     product_name: str
     unit_price_cents: int
     quantity: int
+    line_total_cents: int
 
-    @property
-    def total_cents(self) -> int:
-        return self.unit_price_cents * self.quantity
+    @classmethod
+    def priced(
+        cls, product_id: UUID, sku: str, product_name: str, unit_price_cents: int, quantity: int
+    ) -> PlacedLine:
+        """A line at its unit price: the total is the price times the quantity."""
+        return cls(
+            product_id, sku, product_name, unit_price_cents, quantity, unit_price_cents * quantity
+        )
+
+
+# v1 lines carried no total: the write side then always charged the price times the quantity.
+_LINES_GAIN_TOTALS = lines_gain(
+    "line_total_cents", lambda line: line["unit_price_cents"] * line["quantity"]
+)
 
 
 @dataclass(frozen=True)
 class OrderPlaced(OrderEvent):
+    schema_version: ClassVar[int] = 2
+    upcasts: ClassVar[tuple[Upcast, ...]] = (_LINES_GAIN_TOTALS,)  # v2: line_total_cents
+
     customer_name: str
     customer_email: str
     lines: tuple[PlacedLine, ...]
@@ -127,6 +148,9 @@ class OrderShipped(OrderEvent):
 @dataclass(frozen=True)
 class OrderCancelled(OrderEvent):
     """Cancelled, with its stock released; repeats what projections need to undo the order."""
+
+    schema_version: ClassVar[int] = 2
+    upcasts: ClassVar[tuple[Upcast, ...]] = (_LINES_GAIN_TOTALS,)  # v2: line_total_cents
 
     reason: str | None
     previous_status: str

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.events.serialization import from_stream_fields
@@ -38,11 +39,21 @@ async def park_undecodable(
     fields: Mapping[str, str],
     error: str,
 ) -> None:
-    """Park a stream entry this code cannot read (a newer writer's event type, say)."""
+    """Park a stream entry this code cannot read (a newer writer's event type or version,
+    say), and its aggregate with it: the aggregate's later events park behind it, as behind a
+    poison event, rather than arrive after a gap that would stop the partition."""
+    aggregate_id = _uuid(fields.get("aggregate_id"))
+    if aggregate_id is not None:
+        applied = projection.applied
+        await connection.execute(
+            insert(applied)
+            .values(aggregate_id=aggregate_id, version=0, parked=True)
+            .on_conflict_do_update(index_elements=[applied.c.aggregate_id], set_={"parked": True})
+        )
     await connection.execute(
         dead_letters.insert().values(
             projection=projection.name,
-            aggregate_id=_uuid(fields.get("aggregate_id")) or _NIL,
+            aggregate_id=aggregate_id or _NIL,
             aggregate_version=_int(fields.get("version")),
             event_id=_uuid(fields.get("id")) or uuid.uuid5(_NIL, entry_id),
             event_type=fields.get("type", "?"),

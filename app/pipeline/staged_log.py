@@ -19,6 +19,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.events import EVENT_TYPES
+from app.events.serialization import upcast_json
 from app.projections.base import Projection
 
 Params = dict[str, Any]
@@ -28,6 +29,12 @@ _COLUMNS = (
     "occurred_at, payload"
 )
 _KNOWN = {event_type.type_name(): event_type.schema_version for event_type in EVENT_TYPES}
+# The current version of a row's event type, 0 for a type this code does not know.
+_CURRENT_SQL = (
+    "CASE event_type "
+    + " ".join(f"WHEN '{name}' THEN {version}" for name, version in sorted(_KNOWN.items()))
+    + " ELSE 0 END"
+)
 
 
 class UnreadableEvent(Exception):
@@ -106,6 +113,7 @@ class StagedLog:
                 # The planner's statistics, or it takes the slice for a few rows and joins
                 # it by nested loops.
                 await target_raw.execute(f"ANALYZE {self.table}")
+                await self._upcast(target_raw, staged)
                 await self._check_versions(target_raw, staged)
                 yield staged
                 after = staged.last
@@ -138,6 +146,27 @@ class StagedLog:
                 )
             )
 
+    async def _upcast(self, target: asyncpg.Connection, part: Slice) -> int:
+        """Raise the slice's events of older shapes to their type's current one, in the staged
+        copy (the log itself stays as it was written); how many there were. Each goes through
+        its type's upcasts in Python, as a live entry does: one definition of each change."""
+        rows = await target.fetch(
+            f"SELECT position, event_type, schema_version, payload::text AS payload "
+            f"FROM {self.table} WHERE position > $1 AND position <= $2 "
+            f"AND schema_version < {_CURRENT_SQL}",
+            part.first, part.last,
+        )  # fmt: skip
+        if rows:
+            await target.execute(
+                f"UPDATE {self.table} SET payload = u.payload::jsonb, schema_version = u.version "
+                "FROM unnest($1::bigint[], $2::text[], $3::smallint[]) AS u(position, payload, "
+                f"version) WHERE {self.table}.position = u.position",
+                [row["position"] for row in rows],
+                [upcast_json(r["event_type"], r["schema_version"], r["payload"]) for r in rows],
+                [_KNOWN[row["event_type"]] for row in rows],
+            )  # fmt: skip
+        return len(rows)
+
     async def _check_versions(self, target: asyncpg.Connection, part: Slice) -> None:
         """Refuse an event this code cannot read, naming it; never skip it."""
         rows = await target.fetch(
@@ -148,7 +177,7 @@ class StagedLog:
         for row in rows:
             known = _KNOWN.get(row["event_type"])
             if known != row["schema_version"]:
-                reads = "no such type" if known is None else f"this code reads v{known}"
+                reads = "no such type" if known is None else f"this code reads up to v{known}"
                 raise UnreadableEvent(
                     f"the event log holds {row['event_type']} schema version "
                     f"{row['schema_version']} at position {row['position']} ({reads})"

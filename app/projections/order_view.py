@@ -36,7 +36,7 @@ inserted AS (
         'productId', (x->>'product_id')::uuid, 'sku', x->>'sku',
         'productName', x->>'product_name', 'quantity', (x->>'quantity')::integer,
         'unitPriceCents', (x->>'unit_price_cents')::bigint,
-        'lineTotalCents', (x->>'unit_price_cents')::bigint * (x->>'quantity')::integer
+        'lineTotalCents', (x->>'line_total_cents')::bigint
       ) ORDER BY n), '[]'::jsonb)
      FROM jsonb_array_elements(placed->'lines') WITH ORDINALITY AS line(x, n)),
     (placed->>'item_count')::integer, (placed->>'total_cents')::bigint, reason,

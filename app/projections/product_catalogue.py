@@ -32,7 +32,7 @@ deltas AS (
   UNION ALL  -- each order line reserves (placed) or releases (cancelled) its units
   SELECT (x->>'product_id')::uuid, NULL, NULL, NULL, NULL,
     -sign * (x->>'quantity')::bigint, sign * (x->>'quantity')::bigint,
-    sign * (x->>'quantity')::bigint * (x->>'unit_price_cents')::bigint
+    sign * (x->>'line_total_cents')::bigint
   FROM (SELECT payload, CASE event_type WHEN 'OrderPlaced' THEN 1 ELSE -1 END AS sign
         FROM events WHERE event_type IN ('OrderPlaced', 'OrderCancelled')) orders,
     jsonb_array_elements(payload->'lines') AS line(x)

@@ -189,7 +189,7 @@ class OrderRepository(Repository):
             "WHERE order_id = $1 ORDER BY line_no",
             order_id,
         )
-        lines = tuple(PlacedLine(*line) for line in line_rows)
+        lines = tuple(PlacedLine.priced(*line) for line in line_rows)
         order = Order(
             row["id"], row["version"], row["customer_id"], OrderStatus(row["status"]), lines,
             row["placed_at"], row["cancel_reason"],

@@ -37,7 +37,7 @@ def to_stream_fields(recorded: RecordedEvent, position: int) -> dict[str, str]:
 
 def order_placed(product_id: uuid.UUID) -> Delivery:
     order_id = uuid.uuid4()
-    line = PlacedLine(product_id, "SKU", "Thing", 100, 2)
+    line = PlacedLine.priced(product_id, "SKU", "Thing", 100, 2)
     event = OrderPlaced(order_id, uuid.uuid4(), "N", "n@example.com", (line,), 2, 200, NOW)
     recorded = RecordedEvent(uuid.uuid4(), 1, NOW, event)
     return Delivery("1-0", to_stream_fields(recorded, 1), recorded)

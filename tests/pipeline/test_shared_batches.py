@@ -141,7 +141,7 @@ async def test_each_projection_of_a_shared_transaction_announces_its_own_changes
 
 def overflowing() -> Delivery:
     """An order whose quantity the order view's integer column cannot hold: its fold fails."""
-    line = PlacedLine(uuid.uuid4(), "SKU", "Thing", 100, 2**40)
+    line = PlacedLine.priced(uuid.uuid4(), "SKU", "Thing", 100, 2**40)
     event = OrderPlaced(uuid.uuid4(), uuid.uuid4(), "N", "n@example.com", (line,), 2**40, 100, NOW)
     recorded = RecordedEvent(uuid.uuid4(), 1, NOW, event)
     return Delivery("1-0", to_stream_fields(recorded, 1), recorded)

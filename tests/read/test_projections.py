@@ -71,7 +71,7 @@ def created(product_id: UUID, price: int, stock: int, sku: str = "SKU-1") -> Pro
 
 
 def line(product_id: UUID, quantity: int, price: int, sku: str = "SKU-1") -> PlacedLine:
-    return PlacedLine(product_id, sku, f"Product {sku}", price, quantity)
+    return PlacedLine.priced(product_id, sku, f"Product {sku}", price, quantity)
 
 
 def placed(
@@ -79,7 +79,7 @@ def placed(
 ) -> OrderPlaced:
     return OrderPlaced(
         order_id, customer_id, "Ada", "ada@example.com", tuple(lines),
-        sum(x.quantity for x in lines), sum(x.total_cents for x in lines), at,
+        sum(x.quantity for x in lines), sum(x.line_total_cents for x in lines), at,
     )  # fmt: skip
 
 
@@ -438,7 +438,7 @@ def model_of(streams: list[list[RecordedEvent]]) -> dict[str, dict[Any, tuple[An
             product[1:4] = (
                 product[1] - sold.quantity,
                 product[2] + sold.quantity,
-                product[3] + sold.total_cents,
+                product[3] + sold.line_total_cents,
             )
     return {
         "orders": orders,

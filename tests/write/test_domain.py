@@ -334,7 +334,7 @@ def test_restock_past_the_stock_cap_is_rejected() -> None:
 
 # Events: encode / decode
 
-LINE = PlacedLine(uuid4(), "SKU-1", "Widget", 250, 3)
+LINE = PlacedLine.priced(uuid4(), "SKU-1", "Widget", 250, 3)
 SAMPLE_EVENTS: list[Event] = [
     CustomerRegistered(uuid4(), "ada@example.com", "Ada Lovelace", NOW),
     ProductCreated(uuid4(), "SKU-1", "Widget ü", 250, 10, NOW),

@@ -168,9 +168,9 @@ def test_place_snapshots_each_line_in_request_order() -> None:
     requests = [LineRequest(third.id, 1), LineRequest(first.id, 2), LineRequest(second.id, 3)]
     order = Order.place(uuid4(), new_customer(), requests, products, NOW)
     assert order.lines == (
-        PlacedLine(third.id, "SKU-2", "Product 2", 300, 1),
-        PlacedLine(first.id, "SKU-0", "Product 0", 100, 2),
-        PlacedLine(second.id, "SKU-1", "Product 1", 200, 3),
+        PlacedLine.priced(third.id, "SKU-2", "Product 2", 300, 1),
+        PlacedLine.priced(first.id, "SKU-0", "Product 0", 100, 2),
+        PlacedLine.priced(second.id, "SKU-1", "Product 1", 200, 3),
     )
 
 

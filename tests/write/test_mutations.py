@@ -86,6 +86,7 @@ async def test_place_order_reserves_stock_and_snapshots_the_lines(
         for line in body["lines"]
     ]
     assert lines == [("PEN", "Pen", 150, 10), ("MUG", "Mug", 1200, 2)]
+    assert [line["line_total_cents"] for line in body["lines"]] == [150 * 10, 1200 * 2]
     assert (body["item_count"], body["total_cents"]) == (12, 150 * 10 + 1200 * 2)
 
 

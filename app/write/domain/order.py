@@ -85,7 +85,7 @@ class Order(Aggregate):
 
     @property
     def total_cents(self) -> int:
-        return sum(line.total_cents for line in self.lines)
+        return sum(line.line_total_cents for line in self.lines)
 
     @classmethod
     def place(
@@ -106,7 +106,7 @@ class Order(Aggregate):
         for request, product in zip(requests, found, strict=True):
             product.reserve(request.quantity)
             lines.append(
-                PlacedLine(
+                PlacedLine.priced(
                     product.id, product.sku, product.name, product.price_cents, request.quantity
                 )
             )
