@@ -23,14 +23,14 @@ from app.pipeline.applier import Delivery, apply_batch
 from app.projections.registry import PROJECTIONS
 from devtools.store_snapshot import Rows, table_rows
 
-READ_TABLES = ("order_view", "customer_summary", "product_catalogue", "daily_sales")
+READ_TABLES = tuple(table.name for projection in PROJECTIONS for table in projection.tables)
 AGGREGATE_TYPES = ("Customer", "Product", "Order")
 _LOG_BATCH = 2000
 
 
 async def read_models(engine: AsyncEngine) -> Rows:
-    """Every row of every read table, in key order (each table's first column is its key)."""
-    return await table_rows(engine, READ_TABLES)
+    """Every row of every read table, in key order (the first column, or the first two)."""
+    return await table_rows(engine, READ_TABLES, order_by="1, 2")  # order_history: (order, version)
 
 
 async def log_batches(write: AsyncEngine) -> AsyncIterator[list[Delivery]]:

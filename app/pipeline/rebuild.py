@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 import zlib
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -270,9 +270,21 @@ class _Shadow:
 
 
 async def rebuild(
-    projections: Sequence[Projection], read: AsyncEngine, write: AsyncEngine, progress: Progress
+    projections: Sequence[Projection],
+    read: AsyncEngine,
+    write: AsyncEngine,
+    progress: Progress,
+    *,
+    during: str = "REBUILDING",
+    first: Callable[[], Awaitable[None]] | None = None,
 ) -> list[RebuildReport]:
-    """Rebuild these projections in one pass over the log; one report each."""
+    """Rebuild these projections in one pass over the log; one report each.
+
+    `during`: the state they show until the swap makes them LIVE. REBUILDING (an operator's
+    rebuild: the live tables serve meanwhile, and stay LIVE if it fails) or CATCHING_UP (a
+    projection new to a running system, app/pipeline/backfill.py: nothing to serve yet, and
+    it stays CATCHING_UP if this fails, to be built again). `first`: run once the rebuild
+    holds its locks, before the log is read."""
     started = time.monotonic()
     shadows = [_Shadow(p, read, write) for p in projections]
     async with read.connect() as lock:
@@ -281,8 +293,10 @@ async def rebuild(
             if not await lock.scalar(select(func.pg_try_advisory_lock(shadow.lock_key))):
                 raise RuntimeError(f"a rebuild of {shadow.projection.name} is already running")
         for shadow in shadows:
-            await shadow.set_state("REBUILDING")
+            await shadow.set_state(during)
         try:
+            if first is not None:
+                await first()
             for shadow in shadows:
                 await shadow.create()
             await _replay(shadows, read, write, progress)
@@ -292,7 +306,7 @@ async def rebuild(
             caught_up = [await shadow.swap() for shadow in shadows]
         except BaseException:
             for shadow in shadows:
-                await shadow.set_state("LIVE")
+                await shadow.set_state("LIVE" if during == "REBUILDING" else during)
             raise
         finally:
             await lock.execute(select(func.pg_advisory_unlock_all()))

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.adapters.redis import RedisClient
 from app.config.settings import Settings
 from app.events.streams import changes_channel
+from app.pipeline.backfill import Backfills, catching_up, mark_new
 from app.pipeline.cancellation import where_stuck
 from app.pipeline.consumer import PartitionConsumer
 from app.pipeline.leases import Leases, Unit
@@ -59,8 +60,15 @@ class ProjectionRunner:
         read_engine: AsyncEngine,
         redis: RedisClient,
         settings: Settings,
+        write_engine: AsyncEngine | None = None,
     ) -> None:
         self.projections = {p.name: p for p in projections}
+        # Projections new to the read store are built from the log first (backfill.py): by
+        # this worker if it has the write store (the log), else by another.
+        self.backfills = (
+            Backfills(read_engine, write_engine, redis, settings) if write_engine else None
+        )
+        self.waiting: set[str] = set()  # CATCHING_UP: no partition of theirs is taken
         # This worker's consumers apply their batches together (group commit).
         self.batches = SharedBatches(read_engine)
         # And acknowledge together, one script call per partition (shared_acks.py).
@@ -89,15 +97,24 @@ class ProjectionRunner:
         settings = self.settings
         leases = Leases(self.redis, settings.redis_prefix, self.worker_id, settings.lease_ttl_s)
         units = self.units(settings.stream_partitions)
+        if self.backfills is not None:
+            await mark_new(self.read_engine, list(self.projections.values()))
         try:
             while True:
                 await self.step(leases, units)
                 await asyncio.sleep(settings.lease_ttl_s / 3)
         finally:
+            if self.backfills is not None:
+                await self.backfills.stop()
             await self._stop_all(leases)
 
     async def step(self, leases: Leases, units: list[Unit]) -> None:
-        """One round: renew, give back what is over our share or ended, take what is free."""
+        """One round: renew, give back what is over our share or ended, take what is free;
+        build what waits for its first build."""
+        waiting = await catching_up(self.read_engine)
+        self.waiting = {name for name in self.projections if name in waiting}
+        if self.waiting and self.backfills is not None:
+            self.backfills.start([p for name, p in self.projections.items() if name in waiting])
         workers = await leases.heartbeat()
         share = leases.fair_share(len(units), workers)
         await self._keep(leases)
@@ -152,7 +169,11 @@ class ProjectionRunner:
                 )  # fmt: skip
 
     async def _take(self, leases: Leases, units: list[Unit], share: int) -> None:
-        free = [unit for unit in units if unit not in self.tasks and unit not in self.stopping]
+        free = [
+            unit for unit in units
+            if unit not in self.tasks and unit not in self.stopping
+            and unit.projection not in self.waiting
+        ]  # fmt: skip
         random.shuffle(free)  # workers starting together spread over different units
         for unit in free:
             if len(self.tasks) >= share:

@@ -69,7 +69,7 @@ async def projection_statuses(
 def _state(
     stored: str, lag_events: int, lag_seconds: float, last: datetime | None, now: float
 ) -> str:
-    if stored == "REBUILDING":
+    if stored in ("REBUILDING", "CATCHING_UP"):  # an operator's rebuild; a new projection
         return stored
     idle = now - last.timestamp() if last is not None else float("inf")
     if lag_events > 0 and lag_seconds > STALLED_AFTER_S and idle > STALLED_AFTER_S:

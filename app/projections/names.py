@@ -14,3 +14,4 @@ class ProjectionName(StrEnum):
     CUSTOMER_SUMMARY = "customer_summary"
     PRODUCT_CATALOGUE = "product_catalogue"
     DAILY_SALES = "daily_sales"
+    ORDER_HISTORY = "order_history"

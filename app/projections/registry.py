@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.projections.base import Projection
 from app.projections.customer_summary import CustomerSummary
 from app.projections.daily_sales import DailySales
+from app.projections.order_history import OrderHistory
 from app.projections.order_view import OrderView
 from app.projections.product_catalogue import ProductCatalogue
 
@@ -13,4 +14,5 @@ PROJECTIONS: tuple[Projection, ...] = (
     CustomerSummary(),
     ProductCatalogue(),
     DailySales(),
+    OrderHistory(),
 )

@@ -122,4 +122,15 @@ daily_sales = Table(
     Column("revenue_cents", BigInteger, nullable=False, server_default="0"),
 )
 
+# One row per order event: the order's timeline (migration r0002).
+order_history = Table(
+    ProjectionName.ORDER_HISTORY,
+    metadata,
+    Column("order_id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, primary_key=True),  # the order's version after the event
+    Column("event", Text, nullable=False),  # the event type's name
+    Column("status", Text, nullable=False),  # the order's status after the event
+    Column("at", _TIME, nullable=False),
+)
+
 APPLIED = {name: applied_table(name) for name in ProjectionName}

@@ -62,6 +62,7 @@ from app.queries.json_sql import (
     DAILY_SALES_FIELDS,
     ORDER_CUSTOMER_FIELDS,
     ORDER_FIELDS,
+    ORDER_HISTORY_FIELDS,
     ORDER_LINE_FIELDS,
     PRODUCT_FIELDS,
     Column,
@@ -287,7 +288,20 @@ def _order_lines(item: Field, row: str, statement: Statement) -> str:
     )
 
 
-_ORDER_NESTED: dict[str, Nested] = {"customer": _order_customer, "lines": _order_lines}
+def _order_history(item: Field, row: str, statement: Statement) -> str:
+    # Up to the version the order shows: order_history may be an event ahead of order_view.
+    entry = _object(item, "OrderHistoryEntry", "h", ORDER_HISTORY_FIELDS, statement)
+    return (
+        f"(SELECT coalesce(json_agg({entry} ORDER BY h.version), '[]'::json) "
+        f"FROM order_history h WHERE h.order_id = {row}.id AND h.version <= {row}.version)"
+    )
+
+
+_ORDER_NESTED: dict[str, Nested] = {
+    "customer": _order_customer,
+    "lines": _order_lines,
+    "history": _order_history,
+}
 
 
 def _order(item: Field, row: str, statement: Statement) -> str:

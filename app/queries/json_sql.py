@@ -127,6 +127,12 @@ ORDER_FIELDS = {
     "cancelReason": _plain("cancel_reason"),
     "version": _plain("version"),
 }
+ORDER_HISTORY_FIELDS = {
+    "version": _plain("version"),
+    "event": _plain("event"),
+    "status": _plain("status"),
+    "at": _time("at"),
+}
 ORDER_CUSTOMER_FIELDS = {
     "id": _id("customer_id"),
     "name": _plain("customer_name"),

@@ -28,10 +28,11 @@ from app.security.principal import caller_identity
 
 T = TypeVar("T")
 
-# The projections each field reads. Customer.orders reads order_view, so customer fields
-# wait on it too (a registration's token does not concern it, so that costs nothing).
-ORDER_READS = frozenset({ProjectionName.ORDER_VIEW})
-CUSTOMER_READS = frozenset({ProjectionName.CUSTOMER_SUMMARY, ProjectionName.ORDER_VIEW})
+# The projections each field reads. An order is order_view and its history order_history;
+# Customer.orders reads both, so customer fields wait on them too (a registration's token
+# does not concern them, so that costs nothing).
+ORDER_READS = frozenset({ProjectionName.ORDER_VIEW, ProjectionName.ORDER_HISTORY})
+CUSTOMER_READS = frozenset({ProjectionName.CUSTOMER_SUMMARY, *ORDER_READS})
 PRODUCT_READS = frozenset({ProjectionName.PRODUCT_CATALOGUE})
 SALES_READS = frozenset({ProjectionName.DAILY_SALES})
 

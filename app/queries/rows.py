@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, RowMapping, Select, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.graphql.ids import parse_id
-from app.projections.tables import customer_summary, order_view, product_catalogue
+from app.projections.tables import customer_summary, order_history, order_view, product_catalogue
 
 # Rows at version 0 were made by an order's events before the customer's or product's own
 # creation event was applied: they are not there yet as far as anyone reading is concerned.
@@ -37,6 +37,17 @@ async def read_order(engine: AsyncEngine, order_id: str | None) -> RowMapping | 
     """The order_view row of an order, or None."""
     key = parse_id(order_id)
     return None if key is None else await _one(engine, order_query(key))
+
+
+async def read_order_history(engine: AsyncEngine, order_id: UUID) -> list[RowMapping]:
+    """The order_history rows of an order, oldest first."""
+    query = (
+        select(order_history)
+        .where(order_history.c.order_id == order_id)
+        .order_by(order_history.c.version)
+    )
+    async with engine.connect() as connection:
+        return list((await connection.execute(query)).mappings().all())
 
 
 async def read_customer(engine: AsyncEngine, customer_id: str | None) -> RowMapping | None:

@@ -17,6 +17,7 @@ from app.graphql.scalars import Long
 from app.pipeline import status as projection_status
 from app.queries.connections import Connection, paged
 from app.queries.listings import OrderCriteria, orders_listing
+from app.queries.rows import read_order_history
 
 
 @strawberry.enum
@@ -56,6 +57,23 @@ class OrderLine:
 
 
 @strawberry.type
+class OrderHistoryEntry:
+    version: int = strawberry.field(description="The order's version after this event.")
+    event: str = strawberry.field(
+        description="OrderPlaced, OrderPaid, OrderShipped or OrderCancelled."
+    )
+    status: OrderStatus = strawberry.field(description="The order's status after it.")
+    at: datetime
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> OrderHistoryEntry:
+        return cls(
+            version=row["version"], event=row["event"], status=OrderStatus(row["status"]),
+            at=row["at"],
+        )  # fmt: skip
+
+
+@strawberry.type
 class Order:
     id: strawberry.ID
     status: OrderStatus
@@ -67,6 +85,14 @@ class Order:
     updated_at: datetime
     cancel_reason: str | None
     version: int
+
+    @strawberry.field(description="Oldest first, read from the order_history projection.")
+    async def history(self, info: Info[Context, None]) -> list[OrderHistoryEntry]:
+        order_id = parse_id(self.id)
+        assert order_id is not None, "an order's own id"
+        rows = await read_order_history(info.context.services.query_engine, order_id)
+        # Up to the version the order shows: order_history may be an event ahead of it.
+        return [OrderHistoryEntry.from_row(row) for row in rows if row["version"] <= self.version]
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Order:

@@ -34,7 +34,9 @@ def pipeline_loops(stores: Stores) -> list[BackgroundLoop]:
     """The loops a worker runs: the outbox relay and the projection runner."""
     return [
         OutboxRelay(stores.write_engine, stores.redis, stores.settings),
-        ProjectionRunner(PROJECTIONS, stores.read_engine, stores.redis, stores.settings),
+        ProjectionRunner(
+            PROJECTIONS, stores.read_engine, stores.redis, stores.settings, stores.write_engine
+        ),
     ]
 
 

@@ -19,6 +19,7 @@ import strawberry
 from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField, Selection
 
 from app.graphql.context import Context
 from app.graphql.ids import parse_id
@@ -26,7 +27,7 @@ from app.pipeline.change_feed import Watch
 from app.projections.change_keys import ChangeKey, KeyKind, customer_orders_key, order_key
 from app.projections.names import ProjectionName
 from app.projections.registry import PROJECTIONS
-from app.projections.tables import order_view
+from app.projections.tables import APPLIED, order_view
 from app.queries import access
 from app.queries.errors import InvalidArgument
 from app.queries.read_your_writes import token_versions, wait_until_applied
@@ -40,6 +41,28 @@ MIN_INTERVAL_MS = 200
 _ORDER_VIEW = (ProjectionName.ORDER_VIEW,)
 _RESYNC_LIMIT = 100
 _REMEMBERED = 10_000
+
+
+def _selects(info: Info[Context, None], name: str) -> bool:
+    """Whether the field's selection asks for `name` on its object (fragments included)."""
+
+    def among(selections: Sequence[Selection]) -> bool:
+        return any(
+            s.name == name if isinstance(s, SelectedField) else among(s.selections)
+            for s in selections
+        )
+
+    return any(among(field.selections) for field in info.selected_fields)
+
+
+async def _history_version(engine: AsyncEngine, order_id: UUID) -> int:
+    """The order's version order_history has applied (0: none)."""
+    applied = APPLIED[ProjectionName.ORDER_HISTORY]
+    async with engine.connect() as connection:
+        version = await connection.scalar(
+            select(applied.c.version).where(applied.c.aggregate_id == order_id)
+        )
+    return int(version or 0)
 
 
 def _uuid_argument(raw: str | None, name: str) -> Any:
@@ -85,6 +108,16 @@ class Subscription:
         order_id = _uuid_argument(id, "id")
         services = info.context.services
         key = order_key(order_id)
+        # With its history, an order is emitted once order_history has its version too: its
+        # status and its timeline agree (the two projections apply an event one after the
+        # other, a few milliseconds apart).
+        with_history = _selects(info, "history")
+        watched = (*_ORDER_VIEW, ProjectionName.ORDER_HISTORY) if with_history else _ORDER_VIEW
+
+        async def behind(row: RowMapping) -> bool:
+            if not with_history:
+                return False
+            return await _history_version(services.query_engine, order_id) < int(row["version"])
 
         def shown_to_caller(row: RowMapping | None) -> RowMapping | None:
             # Someone else's order reads as one that does not exist (yet): nothing emitted.
@@ -104,9 +137,9 @@ class Subscription:
             # No watch is held across the yield: a client that vanishes while a value is
             # on its way leaves nothing registered. The re-read after registering again
             # catches any change made meanwhile.
-            async with services.changes.watch(_ORDER_VIEW, [key]) as watch:
+            async with services.changes.watch(watched, [key]) as watch:
                 row = await read(watch)
-                while row is None or row["version"] <= shown:
+                while row is None or row["version"] <= shown or await behind(row):
                     await watch.wait(None)
                     watch.take()
                     row = await read(watch)

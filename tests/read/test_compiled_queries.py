@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from app.config.settings import Settings
 from app.graphql.context import Context, Services
+from app.projections.registry import PROJECTIONS
 from app.queries.compiled import Compiler, Fallback
 from app.schema import create_compiler, create_schema
 from app.security.principal import LOCAL_ADMIN, Principal, UserRole
@@ -124,7 +125,8 @@ def _services(server: ServerUnderTest) -> Services:
 _TODAY = datetime.now(UTC).date()
 _SHAPES_OF_ORDER = f"""query($id: ID!) {{
   __typename
-  a: order(id: $id) {{ __typename ...o lines {{ __typename sku }} }}
+  a: order(id: $id) {{ __typename ...o lines {{ __typename sku }}
+    history {{ __typename version event status at }} }}
   b: order(id: $id) @skip(if: true) {{ id }}
   c: order(id: $id) @include(if: true) {{ ... on Order {{ id customer {{ __typename id }} }} }}
 }}
@@ -133,7 +135,8 @@ _NESTED = f"""query($first: Int, $inner: Int) {{
   customers(first: $first, orderBy: NAME) {{
     __typename totalCount pageInfo {{ __typename hasNextPage endCursor }}
     edges {{ __typename cursor node {{ id name
-      orders(first: $inner) {{ totalCount edges {{ cursor node {{ {ORDER_FIELDS} }} }}
+      orders(first: $inner) {{ totalCount edges {{ cursor node {{ {ORDER_FIELDS}
+        history {{ at status }} }} }}
         pageInfo {{ hasNextPage endCursor }} }} }} }} }} }}"""
 _SEVERAL = """query($c: ID!, $p: ID!) {
   product(id: $p) { id name }
@@ -145,7 +148,7 @@ _SEVERAL = """query($c: ID!, $p: ID!) {
 def _cases(seed: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     ada, bob, cy = seed["customers"]
     pen, ink, mug = seed["products"]
-    second, fourth = seed["orders"][1], seed["orders"][3]
+    fourth = seed["orders"][3]
     week = {"from": str(_TODAY - timedelta(days=6)), "to": str(_TODAY + timedelta(days=1))}
     since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     cases: list[tuple[str, dict[str, Any]]] = [
@@ -154,7 +157,7 @@ def _cases(seed: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         (ORDER, {"id": "not-an-id"}),
         (ORDER, {"id": fourth, "token": seed["token"]}),
         (ORDER, {"id": fourth, "token": "garbage"}),
-        (_SHAPES_OF_ORDER, {"id": second}),
+        *((_SHAPES_OF_ORDER, {"id": order}) for order in seed["orders"]),
         *((CUSTOMER, {"id": customer}) for customer in seed["customers"]),
         (CUSTOMER, {"id": "nope"}),
         (CUSTOMER_ORDERS, {"id": ada, "first": 2}),
@@ -285,5 +288,5 @@ async def _answered_over_http(server: ServerUnderTest, gql: GraphQLClient) -> No
 
         status = {"query": "{ projections { name } }"}
         projections = await client.post(server.graphql_url, json=status)
-        assert len(projections.json()["data"]["projections"]) == 4
+        assert len(projections.json()["data"]["projections"]) == len(PROJECTIONS)
         assert answered("reference") == before[1] + 2

@@ -150,7 +150,7 @@ async def rows_of(engine: AsyncEngine, table: Any) -> list[dict[str, Any]]:
 
 def test_registry_lists_each_projection_once_named_as_its_table() -> None:
     assert [p.name for p in PROJECTIONS] == [
-        "order_view", "customer_summary", "product_catalogue", "daily_sales",
+        "order_view", "customer_summary", "product_catalogue", "daily_sales", "order_history",
     ]  # fmt: skip
     for projection in PROJECTIONS:
         assert [t.name for t in projection.tables] == [projection.name]

@@ -262,7 +262,7 @@ async def test_projections_report_each_projection_caught_up(gql: GraphQLClient) 
 
     statuses = (await gql.data(PROJECTIONS))["projections"]
     assert [s["name"] for s in statuses] == [
-        "order_view", "customer_summary", "product_catalogue", "daily_sales",
+        "order_view", "customer_summary", "product_catalogue", "daily_sales", "order_history",
     ]  # fmt: skip
     for status in statuses:
         assert status["state"] in ("LIVE", "CATCHING_UP")

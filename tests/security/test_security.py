@@ -22,6 +22,7 @@ import websockets
 from pydantic import SecretStr
 
 from app.config.settings import Settings, SettingsError, load_settings
+from app.projections.registry import PROJECTIONS
 from app.runtime.bootstrap import Stores
 from app.security.principal import UserRole
 from app.security.tokens import mint_token
@@ -500,7 +501,7 @@ async def test_without_a_secret_the_service_is_open_and_says_so(
         data = await gql.data("{ customers { totalCount } projections { name } }")
         await gql.customer()  # an admin's command, from anyone
     assert data["customers"]["totalCount"] == 0
-    assert len(data["projections"]) == 4
+    assert len(data["projections"]) == len(PROJECTIONS)
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("the API is OPEN" in message for message in warnings)
 

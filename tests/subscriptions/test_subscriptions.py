@@ -14,6 +14,7 @@ import websockets
 from app.config.settings import Role, Settings
 from app.pipeline.change_feed import ChangeFeed
 from app.projections.names import ProjectionName
+from app.projections.registry import PROJECTIONS
 from app.runtime.bootstrap import Api
 from devtools.graphql_client import PAY_ORDER, SHIP_ORDER, GraphQLClient
 from devtools.servers import ServerUnderTest, running_server
@@ -57,7 +58,7 @@ async def test_projections_caught_up_emits_once_then_completes(
         result = (await ws.data())["projectionsCaughtUp"]
         assert result["caughtUp"] is True
         assert set(result["projections"]) == {
-            "order_view", "customer_summary", "product_catalogue", "daily_sales",
+            "order_view", "customer_summary", "product_catalogue", "daily_sales", "order_history",
         }  # fmt: skip
         assert (await ws.message())["type"] == "complete"
 
@@ -131,7 +132,7 @@ async def test_projection_status_emits_every_interval(
         while "intervalMs" not in str(too_fast):  # the first subscription still ticks
             too_fast = await ws.message()
     assert [s["name"] for s in first] == [s["name"] for s in second]
-    assert len(first) == 4
+    assert len(first) == len(PROJECTIONS)
     assert "intervalMs must be between 200" in str(too_fast["payload"])
 
 

@@ -11,6 +11,7 @@ from playwright.async_api import Browser, Page, expect
 from pydantic import SecretStr
 
 from app.config.settings import Settings
+from app.projections.registry import PROJECTIONS
 from app.security.principal import UserRole
 from app.security.tokens import mint_token
 from devtools.graphql_client import CREATE_PRODUCT, PAY_ORDER, REGISTER_CUSTOMER, GraphQLClient
@@ -107,7 +108,7 @@ async def test_the_dashboard_places_an_order_and_shows_it_live(
     errors = PageErrors(page)
     await page.goto(f"{server.base_url}/dashboard")
     await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
-    await expect(page.locator("#projection-rows tr")).to_have_count(4)
+    await expect(page.locator("#projection-rows tr")).to_have_count(len(PROJECTIONS))
     await expect(page.locator('#projection-rows tr[data-projection="order_view"]')).to_be_visible()
 
     # An empty shop: the dashboard offers demo data, then lists it in the form.
@@ -179,5 +180,5 @@ async def test_the_dashboard_sends_the_token_it_is_given_on_a_secured_server(
             await page.locator("#token").press("Enter")
         # projectionStatus is for admins only: rows prove the WebSocket sent the token.
         await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
-        await expect(page.locator("#projection-rows tr")).to_have_count(4)
+        await expect(page.locator("#projection-rows tr")).to_have_count(len(PROJECTIONS))
         await expect(page.locator("#form-message")).not_to_contain_text("credentials")
